@@ -1,0 +1,49 @@
+"""Privacy at the edge (pure): keyed pseudonyms for case ids and scrubbing of free text.
+
+A hospital case number must never leave the gateway, yet the back end needs to group one case's events. A keyed
+HMAC-SHA256 (secret per gateway or site) gives a stable pseudonym that cannot be reversed or recomputed
+without the key; truncated to 24 hex characters (96 bits) it still cannot collide in practice and matches the
+wire contract's ``CaseId`` pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+
+__all__ = ["REDACTED", "Pseudonymiser", "Scrubber"]
+
+REDACTED = "[redacted]"
+
+
+class Pseudonymiser:
+    def __init__(self, *, key: bytes, prefix: str = "c", length: int = 24) -> None:
+        if len(key) < 16:
+            raise ValueError("the pseudonym key needs at least 16 bytes")
+        if not 8 <= length <= 64 - len(prefix):
+            raise ValueError("pseudonym length out of range")
+        self._key = key
+        self._prefix = prefix
+        self._length = length
+
+    def __call__(self, raw: str) -> str:
+        digest = hmac.new(self._key, raw.strip().encode(), hashlib.sha256).hexdigest()
+        return self._prefix + digest[: self._length]
+
+
+class Scrubber:
+    """Replace every match of the configured identifier patterns (MRN, national id, names) in text."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self._patterns = tuple(re.compile(p) for p in patterns)
+
+    def __call__(self, text: str) -> str:
+        for pattern in self._patterns:
+            text = pattern.sub(REDACTED, text)
+        return text
+
+    def leaks(self, text: str) -> list[str]:
+        """The matches still present in ``text`` (used by tests and a last check before publishing)."""
+        return [m.group(0) for p in self._patterns for m in p.finditer(text)]

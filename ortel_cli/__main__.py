@@ -1,0 +1,3 @@
+from ortel_cli.main import app
+
+app()

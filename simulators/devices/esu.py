@@ -1,0 +1,72 @@
+"""Electrosurgical generator (monopolar cut/coag, bipolar).
+
+Delivered power exists only while the pedal or hand switch is pressed: activations of a second or two, a few
+per minute during dissection. Tissue impedance is measured only during an activation and rises as tissue
+desiccates; the generator delivers less than the set power into high impedance. The return-electrode
+monitor (REM) measures pad contact continuously and alarms when contact degrades.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, locate, metric
+from wire.models import Severity
+
+__all__ = ["Esu"]
+
+SET_POWER_W = {"cut": 35.0, "coag": 30.0, "spray": 40.0, "bipolar": 25.0, "endocut": 40.0}
+TISSUE_OHM = {"bipolar": 80.0}  # monopolar modes default to 350 Ohm
+
+
+class Esu(DeviceModel):
+    family = "esu"
+    model_name = "ESU-400 (simulated)"
+    default_rate_hz = 5.0
+    default_modes = (("coag", 0.6), ("cut", 0.4))
+    metrics = (
+        metric("power_set_w", "W", "power set for the active mode", 0, 120),
+        metric("power_w", "W", "delivered power; 0 between activations", 0, 120),
+        metric("impedance_ohm", "Ohm", "tissue impedance, measured during activation", 0, 4000),
+        metric("rem_impedance_ohm", "Ohm", "return-electrode contact impedance", 0, 200),
+    )
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.set_w = SET_POWER_W["coag"]
+        self.rem_ohm = float(self.rng.uniform(15, 35))
+
+    def segment(self, seg: Segment) -> Chunk:
+        ts = self.grid(seg)
+        windows = bursts(self.rng, seg.start_us, seg.end_us, per_min=8 * seg.activity, median_s=1.5, sigma=0.6,
+                         max_s=10)
+        events, modes = self.activations(windows, seg)
+        idx, on = locate(ts, windows)
+        set_by_window = np.array([self.set_w] + [SET_POWER_W.get(m, 30.0) for m in modes])
+        set_w = set_by_window[idx + 1]  # before the first activation the previous set point holds
+        if modes:
+            self.set_w = float(set_by_window[-1])
+        n = len(ts)
+        base = np.array([TISSUE_OHM.get(m, 350.0) for m in modes] or [350.0])[np.maximum(idx, 0)]
+        progress = np.zeros(n)
+        if windows:
+            starts = np.array([w[0] for w in windows])[np.maximum(idx, 0)]
+            ends = np.array([w[1] for w in windows])[np.maximum(idx, 0)]
+            progress = np.clip((ts - starts) / np.maximum(ends - starts, 1), 0, 1)
+        tissue = base * (1 + 2.0 * progress**2) * np.exp(0.15 * self.rng.standard_normal(n))
+        efficiency = np.clip(1.0 - np.maximum(tissue - 500, 0) / 3000, 0.3, 1.0)
+        power = np.where(on, set_w * efficiency * (1 + 0.03 * self.rng.standard_normal(n)), 0.0)
+        rem = self.rem_ohm + 1.5 * self.rng.standard_normal(n)
+        events += self.maybe_alarm(seg, per_hour=0.4 * seg.activity, code="rem_contact", severity=Severity.HIGH,
+                                   text="return electrode contact quality low", median_s=20)
+        return Chunk(
+            ts_us=ts,
+            values={
+                "power_set_w": set_w,
+                "power_w": np.maximum(power, 0.0),
+                "impedance_ohm": np.where(on, tissue, np.nan),
+                "rem_impedance_ohm": rem,
+            },
+            events=events,
+        )
+

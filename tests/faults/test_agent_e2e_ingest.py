@@ -1,0 +1,115 @@
+"""End to end with the real ingest (``ortel ingest`` as a process) and PostgreSQL: the broker is SIGKILLed
+mid-stream, and every sample the devices produced is counted in the database exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from edge_agent.adapters.inproc import QueueAdapter
+from edge_agent.service import Agent
+from tests.integration.test_agent_flow import device_lines, settings_for
+from tests.support.harness import TEST_PASSWORD
+from tests.support.poll import async_wait_until
+from tests.support.procs import Service
+
+N = 300  # per device, paced at 100 readings/s
+
+
+def _ingest(server, db, tmp_path, uid: str) -> Service:
+    env = {
+        "ORTEL_INGEST_DSN": db.writer_dsn, "ORTEL_INGEST_MQTT_PORT": str(server.port),
+        "ORTEL_INGEST_MQTT_PASSWORD": TEST_PASSWORD, "ORTEL_INGEST_CLIENT_ID": f"ingest-{uid}",
+        "ORTEL_INGEST_OPS_PORT": "0",
+        # its own shared-subscription group: a stopped ingest of another test keeps its persistent session in
+        # the shared broker, and a shared group would keep handing it a share of our messages
+        "ORTEL_INGEST_GROUP": f"ingest-{uid}",
+    }
+    return Service(["ingest"], env=env, log=tmp_path / "ingest.log")
+
+
+async def test_broker_sigkill_with_real_ingest_counts_every_sample(make_broker, db, uid, tmp_path) -> None:
+    server = make_broker()
+    gw = f"gw-{uid}"
+    server.add_user(gw, TEST_PASSWORD)
+    devices = [f"dev-{uid}-{k}" for k in range(2)]
+    ingest = _ingest(server, db, tmp_path, uid).start()
+    t0 = time.time_ns() // 1000 - 60_000_000  # a minute ago: well inside ingest's accepted time range
+    agent = Agent(settings=settings_for(server.port, gw, tmp_path, ack_timeout_s=2.0),
+                  adapters=[QueueAdapter(device_lines(devices, N, rate_hz=100, t0=t0))])
+    stop = asyncio.Event()
+
+    async def stored() -> int:
+        return int(await asyncio.to_thread(db.scalar, "SELECT count(*) FROM samples WHERE device_id = ANY(%s)",
+                                           (devices,)))
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(agent.run(stop))
+            await async_wait_until(lambda: _at_least(stored, 100), timeout=60, what="rows arriving")
+            await asyncio.to_thread(_kill_and_restart, server)
+            try:
+                await async_wait_until(lambda: _at_least(stored, N * len(devices)), timeout=30,
+                                       what="all samples in PostgreSQL")
+            except AssertionError as exc:
+                link = agent.link
+                state = (agent.outbox.sync.records, link.inflight, len(link._pending), len(link._resend),
+                         link.connected, agent.metrics.published.labels(replay="true")._value.get(),
+                         agent.metrics.published.labels(replay="false")._value.get(),
+                         agent.outbox.sync.next_seqs())
+                raise AssertionError(f"{exc}\n{_diagnose(db)}\nagent: {state}\n{ingest.output()[-3000:]}") from None
+            await async_wait_until(lambda: _drained(agent), timeout=30, what="outbox drained")
+            stop.set()
+    finally:
+        ingest.stop()
+    total, distinct = db.query(
+        "SELECT count(*), count(DISTINCT (device_id, metric, ts)) FROM samples WHERE device_id = ANY(%s)",
+        (devices,))[0]
+    assert total == distinct == N * len(devices), "missing = 0, duplicated = 0"
+    for device in devices:
+        seqs = {r[0] for r in db.query("SELECT seq FROM received WHERE gateway_id = %s AND stream = %s",
+                                       (gw, device))}
+        assert seqs == set(range(1, max(seqs) + 1)), "every seq accounted for in the ledger"
+
+
+def _kill_and_restart(server) -> None:
+    server.kill()
+    server.start()
+
+
+async def _at_least(count, n: int) -> bool:
+    return await count() >= n
+
+
+async def _drained(agent: Agent) -> bool:
+    return agent.outbox.sync.records == 0
+
+
+def _diagnose(db) -> str:
+    return "\n".join(str(x) for x in (
+        db.query("SELECT stream, status, count(*), min(seq), max(seq) FROM received GROUP BY 1, 2"),
+        db.query("SELECT reason, left(detail, 200), count(*) FROM dead_letters GROUP BY 1, 2"),
+        db.query("SELECT * FROM watermarks"),
+        db.query("SELECT device_id, count(*), min(seq), max(seq), count(DISTINCT seq) FROM samples GROUP BY 1"),
+    ))
+
+
+async def test_baseline_with_real_ingest_counts_every_sample(broker, gateway_user, db, uid, tmp_path) -> None:
+    gw = f"gw-{uid}"
+    gateway_user(gw)
+    devices = [f"dev-{uid}-{k}" for k in range(2)]
+    ingest = _ingest(broker, db, tmp_path, uid).start()
+    t0 = time.time_ns() // 1000 - 60_000_000
+    agent = Agent(settings=settings_for(broker.port, gw, tmp_path, exit_when_drained=True),
+                  adapters=[QueueAdapter(device_lines(devices, N, rate_hz=200, t0=t0))])
+    try:
+        await asyncio.wait_for(agent.run(asyncio.Event()), 60)
+    except TimeoutError:
+        raise AssertionError(f"outbox not drained: {agent.outbox.sync.records} records left\n{_diagnose(db)}\n"
+                             f"{ingest.output()[-3000:]}") from None
+    finally:
+        ingest.stop()
+    total, distinct = db.query(
+        "SELECT count(*), count(DISTINCT (device_id, metric, ts)) FROM samples WHERE device_id = ANY(%s)",
+        (devices,))[0]
+    assert total == distinct == N * len(devices), _diagnose(db)

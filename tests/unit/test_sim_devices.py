@@ -1,0 +1,222 @@
+"""Every device model: golden round trips through the wire codec and the shape of its signals."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import wire
+from edge_agent.units import conversion_for
+from simulators.devices import FAMILIES, Segment, make_device
+from simulators.devices.base import US
+from simulators.gateway import VirtualGateway
+from wire.device import DeviceEvent, Hello, Sample, encode_line, parse_line
+
+T0 = 1_763_884_800_000_000
+UNIT_SUFFIX = {"W": "_w", "Ohm": "_ohm", "N": "_n", "%": "_pct", "mm[Hg]": "_mmhg", "L/min": "_l_min",
+               "mL": "_ml", "Cel": "_cel", "Hz": "_hz", "h": "_h", "N.m": "_nm", "kHz": "_khz", "klx": "_klx",
+               "s": "_s", "bar": "_bar", "mm": "_mm"}
+
+
+def run(family: str, *, seed: int = 3, active_s: int = 900, activity: float = 1.0, params: dict | None = None):
+    dev = make_device(family, device_id=f"{family.replace('_', '-')}-or1", rng=np.random.default_rng(seed))
+    segs = [
+        Segment(T0, T0 + 120 * US, 0.0),
+        Segment(T0 + 120 * US, T0 + (120 + active_s) * US, activity, phase="work", params=params or {}),
+        Segment(T0 + (120 + active_s) * US, T0 + (240 + active_s) * US, 0.0),
+    ]
+    return dev, [dev.hello(), *dev.lines(segs), dev.bye(T0 + (240 + active_s) * US)]
+
+
+def windows(lines, code: str | None = None) -> list[tuple[int, int]]:
+    out, open_at = [], None
+    for ln in lines:
+        if isinstance(ln, DeviceEvent) and (code is None or ln.code == code):
+            if ln.kind == "activation_start":
+                open_at = ln.ts_us
+            elif ln.kind == "activation_stop" and open_at is not None:
+                out.append((open_at, ln.ts_us))
+                open_at = None
+    return out
+
+
+def within(ts: int, wins: list[tuple[int, int]]) -> bool:
+    return any(a <= ts < b for a, b in wins)
+
+
+def samples(lines) -> list[Sample]:
+    return [ln for ln in lines if isinstance(ln, Sample)]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_lines_round_trip_the_device_codec(family: str) -> None:
+    _, lines = run(family)
+    for line in lines:
+        assert parse_line(encode_line(line)) == line
+    assert {ln.type for ln in lines} >= {"hello", "sample", "bye"}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_batches_round_trip_the_wire_codec(family: str) -> None:
+    _, lines = run(family, active_s=300)
+    gw = VirtualGateway(gateway_id="gw-or1", room="OR-1", key=b"k" * 32)
+    records = [r for ln in lines for r in gw.feed(getattr(ln, "ts_us", T0), ln)] + gw.close(T0 + 10**9)
+    kinds = set()
+    for rec in records:
+        topic, msg = wire.decode(rec.topic, rec.payload)
+        kinds.add(topic.kind)
+        assert wire.decode(rec.topic, wire.encode(msg))[1] == msg
+    assert {wire.Kind.STATE, wire.Kind.BIRTH, wire.Kind.TELEMETRY, wire.Kind.STATUS} <= kinds
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_metrics_are_ucum_with_the_unit_in_the_name(family: str) -> None:
+    hello: Hello = FAMILIES[family](device_id="x-1", rng=np.random.default_rng(0)).hello()
+    assert hello.metrics
+    for m in hello.metrics:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", m.name)
+        assert m.unit in UNIT_SUFFIX, m  # UCUM codes
+        assert m.name.endswith(UNIT_SUFFIX[m.unit]), m
+        assert m.description
+        # the edge agent converts to one canonical unit per quantity but keeps metric names: a device that
+        # already speaks the canonical unit keeps its name true after conversion
+        assert conversion_for(m.unit).unit == m.unit, m
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_lines_are_time_ordered_and_seeded(family: str) -> None:
+    _, a = run(family, seed=11)
+    _, b = run(family, seed=11)
+    _, c = run(family, seed=12)
+    ts = [ln.ts_us for ln in a if hasattr(ln, "ts_us")]
+    assert ts == sorted(ts)
+    assert a == b
+    assert a != c
+
+
+def test_esu_delivers_power_only_during_activations() -> None:
+    _, lines = run("esu")
+    wins = windows(lines)
+    assert len(wins) > 20
+    modes = {ln.code for ln in lines if isinstance(ln, DeviceEvent) and ln.kind == "activation_start"}
+    assert modes <= {"cut", "coag"}
+    on = off = 0
+    for s in samples(lines):
+        if within(s.ts_us, wins):
+            on += 1
+            assert s.values["impedance_ohm"] is not None and s.values["power_w"] > 0
+        else:
+            off += 1
+            assert s.values["power_w"] == 0.0 and s.values["impedance_ohm"] is None
+    assert on > 50 and off > 500
+    idle = [s for s in samples(lines) if s.ts_us < T0 + 120 * US]
+    assert all(s.values["power_w"] == 0.0 for s in idle)
+
+
+def test_insufflator_pressure_tracks_its_set_point() -> None:
+    _, lines = run("insufflator", params={"pressure_mmhg": 14})
+    active = [s for s in samples(lines) if T0 + 180 * US <= s.ts_us < T0 + 1000 * US]
+    err = np.array([s.values["pressure_mmhg"] - s.values["pressure_set_mmhg"] for s in active])
+    assert all(s.values["pressure_set_mmhg"] == 14 for s in active)
+    assert abs(np.median(err)) < 0.5
+    assert np.mean(np.abs(err)) < 1.5
+    after = [s for s in samples(lines) if s.ts_us > T0 + 1080 * US]
+    assert max(s.values["pressure_mmhg"] for s in after) < 2.0 and all(s.values["flow_l_min"] == 0 for s in after)
+    volume = [s.values["volume_ml"] for s in samples(lines)]
+    assert volume == sorted(volume) and volume[-1] > 10_000
+
+
+def test_stapler_force_only_during_firing() -> None:
+    _, lines = run("stapler", active_s=1200)
+    fires = windows(lines, "fire")
+    assert fires
+    for s in samples(lines):
+        if s.values["firing_force_n"] is not None:
+            assert within(s.ts_us, fires)
+        if not within(s.ts_us, fires):
+            assert s.values["firing_force_n"] is None
+    assert all(s.values["battery_pct"] is not None for s in samples(lines))
+    loads = [ln for ln in lines if isinstance(ln, DeviceEvent) and ln.code == "cartridge_loaded"]
+    assert len(loads) == len(fires) and all("cartridge" in ev.attrs for ev in loads)
+
+
+@pytest.mark.parametrize(("family", "metric", "code"), [
+    ("ultrasonic", "power_w", None), ("vessel_sealer", "power_w", "seal"), ("smoke_evacuator", "flow_l_min", None),
+])
+def test_energy_and_flow_only_inside_activations(family: str, metric: str, code: str | None) -> None:
+    _, lines = run(family)
+    wins = windows(lines, code)
+    assert wins
+    assert all(s.values[metric] == 0 for s in samples(lines) if not within(s.ts_us, wins))
+    assert any(s.values[metric] > 0 for s in samples(lines) if within(s.ts_us, wins))
+
+
+def test_tourniquet_holds_pressure_while_inflated_and_warns_on_time() -> None:
+    _, lines = run("tourniquet", active_s=100 * 60)
+    inflated = windows(lines, "inflate")
+    assert len(inflated) == 1
+    settled = [s for s in samples(lines) if inflated[0][0] + 30 * US <= s.ts_us < inflated[0][1]]
+    assert all(abs(s.values["cuff_pressure_mmhg"] - 250) < 10 for s in settled)
+    alarms = [ln for ln in lines if isinstance(ln, DeviceEvent) and ln.code == "inflation_time"]
+    assert [a.kind for a in alarms] == ["alarm_raised", "alarm_cleared"]
+    assert alarms[0].ts_us - inflated[0][0] == pytest.approx(90 * 60 * US, abs=2 * US)
+
+
+def test_robot_attaches_instruments_and_uses_pedals() -> None:
+    _, lines = run("surgical_robot")
+    codes = [ln.code for ln in lines if isinstance(ln, DeviceEvent)]
+    assert codes.count("instrument_attached") == 4
+    assert "clutch" in codes and "head_in" in codes and "head_out" in codes
+    assert {c for c in codes if c in ("monopolar", "bipolar")}
+
+
+def test_anaesthesia_workstation_reports_no_patient_data() -> None:
+    _, lines = run("anaesthesia_workstation")
+    names = {m.name for m in lines[0].metrics}
+    patient = ("spo2", "etco2", "heart", "hr_", "bp_", "pulse", "resp", "patient", "temp")
+    assert not [n for n in names if any(p in n for p in patient)]
+    assert {"fresh_gas_flow_l_min", "o2_pipeline_bar"} <= names
+
+
+def test_light_source_lamp_hours_accumulate_only_when_on() -> None:
+    _, lines = run("light_source", active_s=3600)
+    hours = [s.values["lamp_hours_h"] for s in samples(lines)]
+    assert hours == sorted(hours)
+    assert hours[-1] - hours[0] == pytest.approx(1.0, abs=0.01)
+
+
+def test_segments_split_anywhere_give_the_same_sample_grid() -> None:
+    dev = make_device("camera", device_id="cam-or1", rng=np.random.default_rng(0))
+    one = [s.ts_us for s in dev.lines([Segment(T0, T0 + 100 * US, 0.0)]) if isinstance(s, Sample)]
+    dev = make_device("camera", device_id="cam-or1", rng=np.random.default_rng(0))
+    two = [s.ts_us for s in dev.lines([Segment(T0, T0 + 33 * US + 7, 0.0), Segment(T0 + 33 * US + 7, T0 + 100 * US)])
+           if isinstance(s, Sample)]
+    assert one == two and len(one) == 50
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sim_device_lines.ndjson"
+
+
+def _golden_lines() -> list[bytes]:
+    out = []
+    for family in sorted(FAMILIES):
+        dev = make_device(family, device_id=f"{family.replace('_', '-')}-or1", rng=np.random.default_rng(0))
+        segs = [Segment(T0, T0 + 20 * US, 0.0), Segment(T0 + 20 * US, T0 + 80 * US, 1.0, phase="work")]
+        lines = [dev.hello(), *dev.lines(segs), dev.bye(T0 + 80 * US)]
+        events = [ln for ln in lines if isinstance(ln, DeviceEvent)][:6]
+        out += [encode_line(ln) for ln in (*lines[:4], *events, lines[-1])]
+    return out
+
+
+def test_golden_device_lines() -> None:
+    """A fixed seed gives exactly these lines (regenerate with ORTEL_UPDATE_GOLDEN=1 after a deliberate change)."""
+    lines = _golden_lines()
+    if os.environ.get("ORTEL_UPDATE_GOLDEN"):
+        GOLDEN.write_bytes(b"".join(lines))
+    assert GOLDEN.read_bytes().splitlines(keepends=True) == lines
+    for raw in lines:
+        assert encode_line(parse_line(raw)) == raw
