@@ -7,6 +7,7 @@ changes. The clock is passed in; nothing here does I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -118,8 +119,9 @@ class Pipeline:
         metrics = tuple(self._canonical_metric(m) for m in line.metrics)
         birth = DeviceBirth(
             gateway_id=self.gateway_id, device_id=line.device_id, ts_us=now_us, device_type=line.device_type,
-            manufacturer=self.scrub(line.manufacturer), model=self.scrub(line.model), serial=line.serial,
-            firmware=line.firmware, udi=line.udi, room=self.room, metrics=metrics, heartbeat_s=line.heartbeat_s,
+            manufacturer=self.scrub(line.manufacturer), model=self.scrub(line.model), serial=self.scrub(line.serial),
+            firmware=self.scrub(line.firmware), udi=self.scrub(line.udi) if line.udi is not None else None,
+            room=self.room, metrics=metrics, heartbeat_s=line.heartbeat_s,
         )
         known = self.devices.get(line.device_id)
         device = _Device(birth=birth, units={m.name: m.unit for m in line.metrics},
@@ -131,7 +133,7 @@ class Pipeline:
     def _canonical_metric(self, metric: MetricDef) -> MetricDef:
         conv = conversion_for(metric.unit)
         low, high = conv.apply(metric.low), conv.apply(metric.high)
-        return metric.model_copy(update={"unit": conv.unit, "low": low, "high": high,
+        return metric.model_copy(update={"unit": self.scrub(conv.unit), "low": low, "high": high,
                                          "description": self.scrub(metric.description)})
 
     def _new_clock(self) -> ClockTracker:
@@ -178,9 +180,15 @@ class Pipeline:
         for name, value in line.values.items():
             unit = line.units.get(name) or device.units.get(name, "")
             conv = conversion_for(unit)
-            values[name] = conv.apply(value)
+            converted = conv.apply(value)
+            if converted is not None and not math.isfinite(converted):
+                # e.g. 1e308 kPa overflows in mm[Hg]: keep the reading's slot, report the value, never crash
+                out.append(Rejected(device_id=line.device_id,
+                                    detail=f"{name}={value!r} {unit} is not finite in {conv.unit}"))
+                converted = None
+            values[name] = converted
             if name not in declared:
-                new_metrics.append(MetricDef(name=name, unit=conv.unit))
+                new_metrics.append(MetricDef(name=name, unit=self.scrub(conv.unit)))
                 device.units.setdefault(name, unit)
         if new_metrics:  # the back end needs every metric's unit: re-announce the device
             device.birth = device.birth.model_copy(

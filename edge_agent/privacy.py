@@ -16,6 +16,9 @@ from collections.abc import Iterable
 __all__ = ["REDACTED", "Pseudonymiser", "Scrubber"]
 
 REDACTED = "[redacted]"
+# C0 controls (but tab and newlines) and DEL: a NUL cannot be stored in PostgreSQL text, and none belongs in a
+# label a device reports; they are removed before anything is published.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class Pseudonymiser:
@@ -34,16 +37,19 @@ class Pseudonymiser:
 
 
 class Scrubber:
-    """Replace every match of the configured identifier patterns (MRN, national id, names) in text."""
+    """Replace every match of the configured identifier patterns (MRN, national id, names) in text, and drop
+    control characters."""
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self._patterns = tuple(re.compile(p) for p in patterns)
 
     def __call__(self, text: str) -> str:
+        text = _CONTROL.sub("", text)
         for pattern in self._patterns:
             text = pattern.sub(REDACTED, text)
         return text
 
     def leaks(self, text: str) -> list[str]:
-        """The matches still present in ``text`` (used by tests and a last check before publishing)."""
+        """The matches still present in ``text`` (used by tests and by the agent's last check before it stores a
+        record or publishes a birth)."""
         return [m.group(0) for p in self._patterns for m in p.finditer(text)]

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from edge_agent.adapters import Adapter, LineItem
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import AsyncOutbox, DropRun, Outbox
@@ -34,7 +36,7 @@ from runtime.backoff import Backoff
 from runtime.ops_http import serve_ops
 from wire import DecodeError, DeviceBirth, encode
 from wire.device import parse_line
-from wire.models import DeviceStatus, Event, EventKind
+from wire.models import DeviceStatus, Event, EventKind, TelemetryBatch
 
 __all__ = ["Agent", "adapters_from_settings", "build_rules", "load_key", "run_agent"]
 
@@ -194,10 +196,14 @@ class Agent:
         assert self.link is not None
         for out in outputs:
             if isinstance(out, Draft):
+                if not isinstance(out.message, TelemetryBatch) and self._leaks(out.message):
+                    continue
                 self._drafts.append(out)
                 if isinstance(out.message, Event):
                     self._count_event(out.message)
             elif isinstance(out, DeviceBirth):
+                if self._leaks(out):
+                    continue
                 self._births.append(out)
                 self.link.set_birth(out.device_id, encode(out))
             elif isinstance(out, DeviceStatus):
@@ -205,6 +211,17 @@ class Agent:
             elif isinstance(out, Rejected):
                 self.metrics.bad_lines.labels(adapter="pipeline").inc()
                 log.warning("line rejected", device_id=out.device_id, detail=out.detail[:200])
+
+    def _leaks(self, message: BaseModel) -> bool:
+        """The last check before a record is stored or a birth published: no configured identifier pattern in
+        its encoded form. Every free-text field is scrubbed already; a match here is a bug, so the record is
+        refused (counted, logged without the match) rather than sent. Telemetry carries only numbers and ids."""
+        found = self.pipeline.scrub.leaks(encode(message).decode())
+        if found:
+            self.metrics.bad_lines.labels(adapter="privacy").inc()
+            log.error("record withheld: it still matches an identifier pattern", kind=type(message).__name__,
+                      device_id=getattr(message, "device_id", None), matches=len(found))
+        return bool(found)
 
     def _count_event(self, event: Event) -> None:
         if event.kind is EventKind.CLOCK_JUMP:

@@ -82,7 +82,9 @@ async def test_privacy_nothing_identifying_reaches_the_broker(broker, gateway_us
 
     async def lines():
         yield Hello(device_id=f"esu-{uid}", device_type="esu", model="ESU for Doe, Jane",
-                    metrics=({"name": "power_w", "unit": "W"},))  # type: ignore[arg-type]
+                    manufacturer="ACME\x00 Medical", serial="MRN 123456", firmware="patient Smith",
+                    udi="123-45-6789",
+                    metrics=({"name": "power_w", "unit": "W", "description": "set by Doe, Jane"},))  # type: ignore[arg-type]
         raw = {"type": "sample", "device_id": f"esu-{uid}", "ts_us": T0, "values": {"power_w": 30.0},
                "patient": {"name": "Doe, Jane", "mrn": "MRN123456"}}
         import orjson
@@ -104,7 +106,8 @@ async def test_privacy_nothing_identifying_reaches_the_broker(broker, gateway_us
         spy.disconnect()
     blob = b"\n".join(seen)
     assert b"case_start" in blob and b"power_w" in blob
-    for secret in (b"MRN123456", b"Doe, Jane", b"Doe"):
+    assert b"ACME Medical" in blob, "the device birth was published, its control character removed"
+    for secret in (b"MRN123456", b"MRN 123456", b"Doe, Jane", b"Doe", b"Smith", b"123-45-6789", b"\\u0000"):
         assert secret not in blob
     configured = Scrubber(settings.privacy.patterns)
     assert configured.leaks(blob.decode()) == [], "no configured identifier pattern reached the broker"

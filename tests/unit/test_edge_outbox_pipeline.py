@@ -137,6 +137,33 @@ def test_pipeline_strips_patient_data_and_pseudonymises() -> None:
     decode(proc.topic, orjson.dumps(proc.seal(1).model_dump(mode="json")))
 
 
+def test_device_birth_free_text_is_scrubbed_and_has_no_control_characters() -> None:
+    p = _pipeline()
+    (birth,) = p.handle(Hello(device_id="esu-1", device_type="esu", manufacturer="ACME\x00\x1b Med",
+                              serial="MRN123456", firmware="2.1 MRN42", udi="(01)MRN777",
+                              metrics=({"name": "p", "unit": "MRN1", "description": "MRN5 \x07"},)),  # type: ignore[arg-type]
+                        T0)
+    assert isinstance(birth, DeviceBirth)
+    body = birth.model_dump_json()
+    assert "MRN" not in body and "\\u0000" not in body and "\\u001b" not in body and "\\u0007" not in body
+    assert birth.manufacturer == "ACME Med" and birth.serial == "[redacted]" and birth.firmware == "2.1 [redacted]"
+
+
+def test_a_value_that_overflows_its_unit_conversion_is_rejected_not_fatal() -> None:
+    p = _pipeline(max_rows=2)
+    p.handle(Hello(device_id="ins-1", device_type="insufflator",
+                   metrics=({"name": "pressure_mmhg", "unit": "kPa"},)), T0)  # type: ignore[arg-type]
+    first = p.handle(Sample(device_id="ins-1", ts_us=T0, values={"pressure_mmhg": 1e308}), T0)
+    (rejected,) = [o for o in first if isinstance(o, Rejected)]
+    assert "not finite" in rejected.detail and "pressure_mmhg" in rejected.detail
+    sealed = p.handle(Sample(device_id="ins-1", ts_us=T0 + 1, values={"pressure_mmhg": 2.0}), T0 + 1)
+    (draft,) = [o for o in sealed if isinstance(o, Draft)]  # sealed full: the good reading is not lost
+    assert list(draft.seal(1).metrics["pressure_mmhg"]) == [None, pytest.approx(15.0012, abs=1e-3)]
+    p.handle(Sample(device_id="ins-1", ts_us=T0 + 2, values={"pressure_mmhg": float("1e308")}), T0 + 2)
+    (aged,) = p.due(T0 + 1_000_000)  # sealed by age on the ticker: no ValidationError escapes
+    assert list(aged.seal(2).metrics["pressure_mmhg"]) == [None]
+
+
 def test_alarm_from_rule_is_an_event_ahead_of_samples() -> None:
     rules = RuleEngine((ThresholdRule(metric="p", code="HI", above=15.0, for_s=0.0, severity="high"),))
     p = _pipeline(rules=rules, max_rows=100)
