@@ -289,15 +289,15 @@ class Link:
     async def _publish_row(self, client: CheckedClient, state: SendState, row: Row, replay: bool,
                            window: asyncio.Semaphore) -> None:
         try:
-            if len(row.payload) > self.config.max_payload_bytes:
+            payload = _as_replay(row.payload) if replay else row.payload  # the bytes that go out are checked
+            if len(payload) > self.config.max_payload_bytes:
                 raise PublishRejected(topic=row.topic, reason_code=0x95,
-                                      reason=f"payload {len(row.payload)} B > local limit")
+                                      reason=f"payload {len(payload)} B > local limit")
             if self._strikes.get(row.id, 0) >= POISON_STRIKES:
                 raise PublishRejected(topic=row.topic, reason_code=0x95,
                                       reason=f"connection lost {POISON_STRIKES} times while sending it")
             self._pending[row.id] = row
-            await client.publish_checked(row.topic, _as_replay(row.payload) if replay else row.payload,
-                                         timeout=max(10.0, self.config.ack_timeout_s))
+            await client.publish_checked(row.topic, payload, timeout=max(10.0, self.config.ack_timeout_s))
             self._pending.pop(row.id, None)
             self._strikes.pop(row.id, None)
             state.sent(stream=row.stream, seq=row.seq, row_id=row.id, now_us=self.clock())

@@ -2,7 +2,9 @@
 and ``INSERT ... ON CONFLICT DO NOTHING`` into the real ones, then the alarm and procedure intervals.
 
 Redelivered records conflict on the unique keys (samples (device_id, metric, ts), events (device_id, seq,
-ts)) and insert nothing; the difference between staged and inserted rows is counted as conflicts.
+ts)) and insert nothing; the difference between staged and inserted rows is counted as conflicts. A conflict
+with a sample of another seq is no redelivery (a device clock that stepped back): that record's samples are
+dead-lettered as ``ts_collision`` instead of vanishing.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ _US = "timestamptz 'epoch' + {col} * interval '1 microsecond'"  # exact: interva
 @dataclass(frozen=True, slots=True)
 class Stored:
     inserted: int
-    conflicts: int
+    conflicts: int  # staged rows already stored: redeliveries, and the collisions below
+    collisions: int = 0  # records with samples at a stored (device, metric, ts) of another seq: dead-lettered
 
 
 def store_samples(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch]) -> Stored:
@@ -52,6 +55,7 @@ def store_samples(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch]) -> Sto
     )
     inserted = max(cur.rowcount, 0)
     staged = shaped.rows
+    collisions = _collisions(cur, batches, shaped.devices, shaped.metrics) if staged > inserted else 0
     cur.execute("TRUNCATE ingest_stage_samples")  # the per-message fallback reuses the table in one transaction
     last: dict[str, int] = {}
     for batch in batches:
@@ -66,7 +70,37 @@ def store_samples(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch]) -> Sto
         "       FROM unnest(%s::text[], %s::bigint[]) AS k(device_id, t_us)) u WHERE d.device_id = u.device_id",
         (devices, [last[d] for d in devices]),
     )
-    return Stored(inserted, staged - inserted)
+    return Stored(inserted, staged - inserted, collisions)
+
+
+# A staged sample whose key (device, metric, ts) is taken by a sample of ANOTHER record (seq) is not a
+# redelivery: the device's clock stepped back, or two gateways report one device id. The stored sample stays;
+# the newcomer is kept as a dead letter, one per colliding record, so nothing is dropped silently.
+_COLLISIONS = f"""
+INSERT INTO dead_letters (topic, payload, reason, detail, gateway_id, device_id)
+SELECT format('ortel/v1/%%s/dev/%%s/telemetry', g.gateway_id, k.device_id),
+       convert_to(json_build_object('device_id', k.device_id, 'seq', s.seq, 'samples',
+           json_agg(json_build_object('metric', k.metric, 'ts_us', s.ts_us, 'value', s.value)
+                    ORDER BY s.ts_us, k.metric))::text, 'UTF8'),
+       'ts_collision',
+       format('%%s sample(s) of seq %%s have the device time of stored samples of seq %%s (first at %%s): '
+              'kept here, not stored; did the device clock step back?', count(*), s.seq,
+              string_agg(DISTINCT x.seq::text, ', '), min(x.ts)),
+       g.gateway_id, k.device_id
+FROM ingest_stage_samples s
+JOIN unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(device_id, metric, series) ON k.series = s.series
+JOIN unnest(%s::text[], %s::text[]) AS g(device_id, gateway_id) ON g.device_id = k.device_id
+JOIN samples x ON x.device_id = k.device_id AND x.metric = k.metric AND x.ts = {_US.format(col='s.ts_us')}
+WHERE x.seq <> s.seq
+GROUP BY g.gateway_id, k.device_id, s.seq
+"""
+
+
+def _collisions(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch], devices: Sequence[str],
+                metrics: Sequence[str]) -> int:
+    owner = {b.device_id: b.gateway_id for b in batches}
+    cur.execute(_COLLISIONS, (list(devices), list(metrics), list(owner), list(owner.values())))
+    return max(cur.rowcount, 0)
 
 
 def store_events(cur: psycopg.Cursor, events: Sequence[Event]) -> Stored:

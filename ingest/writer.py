@@ -133,6 +133,8 @@ def _write(cur: psycopg.Cursor, items: Sequence[Item]) -> Outcome:
     out.records = len(stored) + len(rejected)
     out.gaps_opened = ledger.gaps_opened
     out.dead_letters.update(d.reason for d in letters)
+    if stored_samples.collisions:
+        out.dead_letters["ts_collision"] += stored_samples.collisions
     out.marks = {(m.gateway_id, m.stream): m.seq for m in ledger.marks}
     return out
 

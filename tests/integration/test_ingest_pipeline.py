@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -156,3 +157,35 @@ def test_samples_1m_refreshed_on_plain_postgres(ingest_broker, db, tmp_path, uid
     cols = [r[0] for r in db.query("SELECT attname FROM pg_attribute WHERE attrelid = 'samples_1m'::regclass"
                                     " AND attnum > 0 ORDER BY attnum")]
     assert cols == ["device_id", "metric", "bucket", "n", "min_value", "max_value", "avg_value"]
+
+
+def test_a_device_clock_stepping_back_is_dead_lettered_not_dropped(ingest_broker, db, tmp_path, uid) -> None:
+    """Seq 2 carries the device times of seq 1 (its clock stepped back): the stored samples stay, seq 2's are
+    kept as one ``ts_collision`` dead letter; a true redelivery of seq 1 is only a conflict."""
+    broker = ingest_broker
+    gw, dev = f"gw-{uid}", f"esu-{uid}"
+    proc = ingest_process(tmp_path, dsn=db.writer_dsn, mqtt_port=broker.port, client_id=f"ingest-{uid}")
+    first = batch(gw, dev, 1)
+    stepped_back = first.model_copy(update={"seq": 2, "metrics": {"power_w": (7.0,) * 10, "temp_c": (40.0,) * 10}})
+    with running(proc), publisher(broker.port) as pub:
+        pub.send(birth(gw, dev), retain=True)
+        wait_until(lambda: db.scalar("SELECT count(*) FROM devices WHERE device_id = %s", (dev,)) == 1,
+                   what="birth stored")
+        pub.send(first)
+        wait_until(lambda: watermark_of(db, gw, dev) == 1, what="seq 1 stored")
+        pub.send(first)  # a redelivery: the same record again
+        pub.send(stepped_back)
+        wait_until(lambda: watermark_of(db, gw, dev) == 2, what="seq 2 accounted for")
+        assert proc.metric("ortel_ingest_conflicts") == 40, "20 redelivered rows + 20 colliding rows"
+        assert proc.metric("ortel_ingest_dead_letters") == 1
+    letters = db.query("SELECT reason, detail, payload, gateway_id, device_id FROM dead_letters WHERE device_id = %s",
+                       (dev,))
+    assert len(letters) == 1, letters
+    reason, detail, payload, letter_gw, letter_dev = letters[0]
+    assert (reason, letter_gw, letter_dev) == ("ts_collision", gw, dev)
+    assert "20 sample(s) of seq 2" in detail and "stored samples of seq 1" in detail
+    kept = orjson.loads(bytes(payload))
+    assert kept["seq"] == 2 and len(kept["samples"]) == 20
+    assert {s["value"] for s in kept["samples"] if s["metric"] == "power_w"} == {7.0}
+    assert_exactly_once(db, dev, range(1, 2), rows_per_batch=20)  # seq 1's samples untouched
+    assert db.scalar("SELECT count(*) FROM samples WHERE device_id = %s AND value = 7.0", (dev,)) == 0
