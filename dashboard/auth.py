@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import html
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +26,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from dashboard import credentials, db
 from dashboard.context import connection
+from runtime import logs
+
+log = logs.get("dashboard.auth")
 
 __all__ = ["AuthOptions", "install"]
 
@@ -56,10 +60,15 @@ class _Credentials:
     def users(self) -> dict[str, str]:
         try:
             mtime = self.path.stat().st_mtime
+            if mtime != self._mtime:
+                self._users, self._mtime = credentials.parse(self.path.read_text()), mtime
         except FileNotFoundError:
             return {}
-        if mtime != self._mtime:
-            self._users, self._mtime = credentials.parse(self.path.read_text()), mtime
+        except PermissionError:
+            # e.g. a container user that does not own the file: nobody can log in, and the log says why
+            log.error("cannot read the credentials file: no login possible", path=str(self.path),
+                      uid=os.getuid())
+            return {}
         return self._users
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
 from pydantic import BaseModel
 
 from edge_agent.adapters import Adapter, LineItem
@@ -114,6 +115,12 @@ class Agent:
 
     # ------------------------------------------------------------------------------------------ run
     async def run(self, stop: asyncio.Event) -> None:
+        # Every log line of this agent, from every task it starts, names its gateway (several agents can run in
+        # one process, e.g. `ortel simulate`): tasks copy the context they are created in.
+        with structlog.contextvars.bound_contextvars(gateway_id=self.settings.gateway_id):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         async with self.outbox:
             self.link = self._link()
             await self._restore()
@@ -124,7 +131,7 @@ class Agent:
                     tg.create_task(self._ticker(link_stop), name="ticker")
                     tg.create_task(self.link.run(link_stop, self.settings.shutdown_grace_s), name="link")
                     tg.create_task(self._supervise(pumps, stop, link_stop), name="supervisor")
-        log.info("agent stopped", gateway_id=self.settings.gateway_id)
+        log.info("agent stopped")
 
     async def _restore(self) -> None:
         """Births of devices seen before a restart: re-announced on connect, known to the pipeline."""

@@ -36,7 +36,9 @@ _US = "timestamptz 'epoch' + {col} * interval '1 microsecond'"  # exact: interva
 class Stored:
     inserted: int
     conflicts: int  # staged rows already stored: redeliveries, and the collisions below
-    collisions: int = 0  # records with samples at a stored (device, metric, ts) of another seq: dead-lettered
+    # records with samples at a stored (device, metric, ts) of another seq, dead-lettered:
+    # (gateway_id, device_id, topic, detail) each
+    collisions: tuple[tuple[str, str, str, str], ...] = ()
 
 
 def store_samples(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch]) -> Stored:
@@ -55,7 +57,7 @@ def store_samples(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch]) -> Sto
     )
     inserted = max(cur.rowcount, 0)
     staged = shaped.rows
-    collisions = _collisions(cur, batches, shaped.devices, shaped.metrics) if staged > inserted else 0
+    collisions = _collisions(cur, batches, shaped.devices, shaped.metrics) if staged > inserted else ()
     cur.execute("TRUNCATE ingest_stage_samples")  # the per-message fallback reuses the table in one transaction
     last: dict[str, int] = {}
     for batch in batches:
@@ -93,14 +95,16 @@ JOIN unnest(%s::text[], %s::text[]) AS g(device_id, gateway_id) ON g.device_id =
 JOIN samples x ON x.device_id = k.device_id AND x.metric = k.metric AND x.ts = {_US.format(col='s.ts_us')}
 WHERE x.seq <> s.seq
 GROUP BY g.gateway_id, k.device_id, s.seq
+RETURNING gateway_id, device_id, topic, detail
 """
 
 
 def _collisions(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch], devices: Sequence[str],
-                metrics: Sequence[str]) -> int:
+                metrics: Sequence[str]) -> tuple[tuple[str, str, str, str], ...]:
+    """The dead letters written: (gateway_id, device_id, topic, detail) each."""
     owner = {b.device_id: b.gateway_id for b in batches}
     cur.execute(_COLLISIONS, (list(devices), list(metrics), list(owner), list(owner.values())))
-    return max(cur.rowcount, 0)
+    return tuple(cur.fetchall())
 
 
 def store_events(cur: psycopg.Cursor, events: Sequence[Event]) -> Stored:

@@ -25,6 +25,7 @@ from wire import DeviceBirth, DeviceStatus, Event, EventKind, GatewayState, Proc
 
 __all__ = ["Outcome", "Writer", "configure_connection"]
 
+LOGGED_LETTERS = 20  # per batch: a flood of bad input must not flood the log too (the table has them all)
 _BAD_DATA = (psycopg.errors.IntegrityError, psycopg.errors.DataError)
 
 
@@ -39,6 +40,8 @@ class Outcome:
     gaps_opened: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
     marks: dict[tuple[str, str], int] = field(default_factory=dict)
+    # the first few dead letters of the batch, for the log: (reason, gateway_id, device_id, topic, detail)
+    letters: list[tuple[str, str | None, str | None, str, str]] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
         self.samples += other.samples
@@ -47,6 +50,7 @@ class Outcome:
         self.records += other.records
         self.gaps_opened += other.gaps_opened
         self.dead_letters.update(other.dead_letters)
+        self.letters.extend(other.letters[: max(0, LOGGED_LETTERS - len(self.letters))])
         for key, seq in other.marks.items():
             self.marks[key] = max(self.marks.get(key, seq), seq)
 
@@ -133,8 +137,12 @@ def _write(cur: psycopg.Cursor, items: Sequence[Item]) -> Outcome:
     out.records = len(stored) + len(rejected)
     out.gaps_opened = ledger.gaps_opened
     out.dead_letters.update(d.reason for d in letters)
+    out.letters = [(d.reason, d.gateway_id, d.device_id, d.inbound.topic, d.detail[:200])
+                   for d in letters[:LOGGED_LETTERS]]
     if stored_samples.collisions:
-        out.dead_letters["ts_collision"] += stored_samples.collisions
+        out.dead_letters["ts_collision"] += len(stored_samples.collisions)
+        out.letters += [("ts_collision", gw, dev, topic, detail[:200])
+                        for gw, dev, topic, detail in stored_samples.collisions[:LOGGED_LETTERS]]
     out.marks = {(m.gateway_id, m.stream): m.seq for m in ledger.marks}
     return out
 

@@ -131,6 +131,10 @@ def compose_env(
         fh.write(text)
     typer.echo(f"wrote {output} (0600)")
     typer.echo(secrets.summary())
+    typer.echo("The containers run as other users: give them the files they read (they are 0600), e.g.\n"
+               f"  chown 1883 {secrets.broker_passwd} {secrets.pki.broker_key}\n"
+               f"  chown 10001 {' '.join(str(secrets.pki.gateway_key(g)) for g in secrets.gateways)} "
+               f"{secrets.dashboard_credentials}")
 
 
 def asyncapi(

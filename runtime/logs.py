@@ -29,4 +29,6 @@ def configure(*, level: str = "info", json: bool | None = None) -> None:
 
 
 def get(name: str, **bound: object) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name).bind(**bound)  # type: ignore[no-any-return]
+    """A module's logger. Lazy: it takes the configuration in force when it logs, not the one at import time
+    (modules are imported before ``configure`` runs; binding eagerly froze the default console rendering)."""
+    return structlog.get_logger(name, **bound)  # type: ignore[no-any-return]

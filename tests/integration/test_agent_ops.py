@@ -131,6 +131,11 @@ def test_sigterm_flushes_and_leaves_retained_state(broker, gateway_user, uid, tm
     assert birth["metrics"][0]["unit"] == "W"
     status = orjson.loads(seen[f"ortel/v1/{gw}/dev/{device}/status"])
     assert status["connected"] is True
+    # structured logs: JSON lines (stderr is not a terminal), each naming the gateway
+    records = [orjson.loads(line) for line in agent.output().splitlines() if line.startswith("{")]
+    events = {r["event"] for r in records}
+    assert {"connected", "agent stopped"} <= events, events
+    assert all(r.get("gateway_id") == gw and r.get("level") and r.get("timestamp") for r in records), records[:3]
 
 
 async def _count(standin: WatermarkStandIn, device: str, n: int) -> bool:

@@ -187,5 +187,8 @@ def test_a_device_clock_stepping_back_is_dead_lettered_not_dropped(ingest_broker
     kept = orjson.loads(bytes(payload))
     assert kept["seq"] == 2 and len(kept["samples"]) == 20
     assert {s["value"] for s in kept["samples"] if s["metric"] == "power_w"} == {7.0}
+    logged = [r for line in proc.service.output().splitlines() if line.startswith("{")
+              and (r := orjson.loads(line))["event"] == "dead_lettered"]
+    assert [(r["reason"], r["gateway_id"], r["device_id"]) for r in logged] == [("ts_collision", gw, dev)]
     assert_exactly_once(db, dev, range(1, 2), rows_per_batch=20)  # seq 1's samples untouched
     assert db.scalar("SELECT count(*) FROM samples WHERE device_id = %s AND value = 7.0", (dev,)) == 0
