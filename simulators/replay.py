@@ -49,14 +49,16 @@ def replay(
     records = message_faults(records, faults, np.random.default_rng([seed, 0xFA17]))
     started = time.monotonic()
     first_us: int | None = None
+    origin = started
     with connect(broker, inflight=window) as client:
         pub = Publisher(client, window=window)
         for rec in records:
             if stop.is_set():
                 break
-            first_us = rec.t_us if first_us is None else first_us
+            if first_us is None:  # the pacing clock starts at the first message, after the connection is up
+                first_us, origin = rec.t_us, time.monotonic()
             if speed is not None:
-                delay = started + (rec.t_us - first_us) / 1e6 / speed - time.monotonic()
+                delay = origin + (rec.t_us - first_us) / 1e6 / speed - time.monotonic()
                 if delay > 0 and stop.wait(delay):  # keeps the recorded pacing; a stop interrupts it
                     break
             pub.publish(rec.topic, rec.payload, qos=rec.qos, retain=rec.retain)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import threading
 import time
@@ -101,12 +102,31 @@ def test_replay_then_record_gives_back_the_same_messages(broker, tmp_path: Path,
 def test_replay_keeps_the_recorded_timing(broker, tmp_path: Path, uid: str) -> None:
     path = tmp_path / "timed.jsonl.gz"
     topic = f"ortel/v1/gw-{uid}/state"
+    offsets_s = [0.0, 1.0, 2.0, 4.0, 5.0]  # uneven on purpose: the 2 s pause must survive the replay
     with RecordingWriter(path, header={"source": "test"}) as w:
-        for k in range(5):
-            w.write(Record(T0 + k * 1_000_000, topic, b"{}", 1, False))  # one message per second
-    start = time.monotonic()
-    assert replay(path, broker=_admin(broker.port), speed=4.0).messages == 5
-    assert 0.9 <= time.monotonic() - start < 10.0  # 4 s of recording at speed 4: no sooner than 1 s
+        for k, at in enumerate(offsets_s):
+            w.write(Record(T0 + int(at * 1_000_000), topic, f'{{"k":{k}}}'.encode(), 1, False))
+    speed, recorded_s = 4.0, offsets_s[-1] - offsets_s[0]
+    expected = [(b - a) / speed for a, b in itertools.pairwise(offsets_s)]  # 0.25, 0.25, 0.5, 0.25 s
+    out = tmp_path / "arrivals.jsonl.gz"
+    with Recorder(out, broker.port, topic=topic) as rec:
+        start = time.monotonic()
+        assert replay(path, broker=_admin(broker.port), speed=speed).messages == 5
+        wall = time.monotonic() - start
+        wait_until(lambda: rec.count >= 5, timeout=30, what="every message recorded")
+    _, got = read_recording(out)
+    captured = list(got)
+    assert [r.payload for r in captured] == [f'{{"k":{k}}}'.encode() for k in range(5)]
+    arrivals = [r.t_us / 1e6 for r in captured]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(gaps) == 4
+    # speed 4 of 5 s is 1.25 s: never sooner, and far from the 5 s a replay that ignored --speed would take
+    # (or the 2.5 s of speed 2); the slack above is for a busy machine
+    assert sum(expected) * 0.95 <= wall <= 0.6 * recorded_s
+    assert sum(expected) - 0.1 <= arrivals[-1] - arrivals[0] <= sum(expected) + 0.75
+    # relative timing, gap by gap: none collapsed (flat out), and the long pause is still the long one
+    assert all(g >= e - 0.1 for g, e in zip(gaps, expected, strict=True)), gaps
+    assert max(gaps) == gaps[2], gaps
 
 
 def test_replay_reports_an_acl_refusal(broker, gateway_user, tmp_path: Path, uid: str) -> None:

@@ -189,6 +189,138 @@ def test_light_source_lamp_hours_accumulate_only_when_on() -> None:
     assert hours[-1] - hours[0] == pytest.approx(1.0, abs=0.01)
 
 
+def test_suction_and_irrigation_act_only_inside_their_own_activations() -> None:
+    _, lines = run("suction_irrigation")
+    sucking, irrigating = windows(lines, "suction"), windows(lines, "irrigation")
+    assert len(sucking) > 5 and len(irrigating) > 5
+    ss = samples(lines)
+    prev_canister = prev_irrigated = 0.0
+    for s in ss:
+        v = s.values
+        # vacuum only while the suction valve is open; saline flows only while irrigating
+        assert (v["vacuum_mmhg"] > 150) == within(s.ts_us, sucking), s
+        assert v["vacuum_mmhg"] < 10 or within(s.ts_us, sucking), s
+        assert (v["irrigation_flow_l_min"] > 0.5) == within(s.ts_us, irrigating), s
+        assert v["irrigation_flow_l_min"] == 0 or within(s.ts_us, irrigating), s
+        # the canister fills only with what is suctioned, the saline counter only with what is irrigated
+        assert v["canister_ml"] >= prev_canister and v["irrigation_volume_ml"] >= prev_irrigated
+        if v["canister_ml"] > prev_canister:
+            assert within(s.ts_us, sucking), s
+        if v["irrigation_volume_ml"] > prev_irrigated:
+            assert within(s.ts_us, irrigating), s
+        prev_canister, prev_irrigated = v["canister_ml"], v["irrigation_volume_ml"]
+    assert 0 < ss[-1].values["canister_ml"] <= 3000 and ss[-1].values["irrigation_volume_ml"] > 100
+
+
+def test_patient_warmer_outlet_tracks_its_set_point() -> None:
+    _, lines = run("patient_warming", params={"setpoint_cel": 43.0})
+    ss = samples(lines)
+    on_at, off_at = T0 + 120 * US, T0 + 1020 * US
+    assert all(s.values["setpoint_cel"] == 43.0 for s in ss)
+    assert all(s.values["outlet_temp_cel"] <= 43.0 + 1.0 for s in ss), "never overshoots: that is a cut-out"
+    idle = [s.values["outlet_temp_cel"] for s in ss if s.ts_us < on_at]
+    assert all(abs(t - 22) < 1 for t in idle) and all(s.values["blower_pct"] == 0 for s in ss if s.ts_us < on_at)
+    # warm-up: a first-order approach to the set point, within 1 degree in under 6 min, then held there
+    warm = [s for s in ss if on_at <= s.ts_us < off_at]
+    reached = next(s.ts_us for s in warm if s.values["outlet_temp_cel"] > 42.0)
+    assert reached - on_at < 360 * US
+    held = np.array([s.values["outlet_temp_cel"] for s in warm if s.ts_us >= on_at + 450 * US])
+    assert abs(np.median(held) - 43.0) < 0.3 and np.max(np.abs(held - 43.0)) < 1.0
+    assert all(s.values["blower_pct"] > 0 for s in warm)
+    after = [s for s in ss if s.ts_us >= off_at]
+    assert all(s.values["blower_pct"] == 0 for s in after)
+    assert after[-1].values["outlet_temp_cel"] < 43.0 - 10, "cools towards room air once switched off"
+
+
+def test_or_light_follows_the_phase_demand() -> None:
+    _, lines = run("or_light", activity=0.7)
+    ss = samples(lines)
+    on_at, off_at = T0 + 120 * US, T0 + 1020 * US
+    for s in ss:
+        lit = on_at <= s.ts_us < off_at
+        if lit:
+            assert s.values["illuminance_klx"] == pytest.approx(112, abs=3) and s.values["field_diameter_mm"]
+        else:
+            assert s.values["illuminance_klx"] == 0 and s.values["field_diameter_mm"] is None
+        assert 0 <= s.values["illuminance_klx"] <= 160  # IEC 60601-2-41 caps central illuminance at 160 klx
+    levels = [(ev.ts_us, ev.attrs["illuminance_klx"]) for ev in lines if isinstance(ev, DeviceEvent)
+              and ev.code == "light_level"]
+    assert levels == [(T0, 0.0), (on_at, 112.0), (off_at, 0.0)], "one event per change of level"
+
+
+def test_camera_head_warms_with_use_and_records_while_in_use() -> None:
+    _, lines = run("camera")
+    ss = samples(lines)
+    on_at, off_at = T0 + 120 * US, T0 + 1020 * US
+    assert windows(lines, "record") == [(on_at + US, off_at)]
+    assert all((s.values["frame_rate_hz"] > 0) == (on_at <= s.ts_us < off_at) for s in ss)
+    temp = {s.ts_us: s.values["head_temp_cel"] for s in ss}
+    assert all(15 <= t <= 60 for t in temp.values())
+    in_use = [t for ts, t in temp.items() if on_at <= ts < off_at]
+    assert in_use[-1] > in_use[0] + 6, "the head warms over a quarter of an hour of use"
+    assert 34 < in_use[-1] < 39
+    assert [t for ts, t in temp.items() if ts >= off_at][-1] < in_use[-1], "and cools when put down"
+
+
+def test_anaesthesia_workstation_runs_high_flow_at_induction_then_low_flow() -> None:
+    dev = make_device("anaesthesia_workstation", device_id="anaesthesia-or1", rng=np.random.default_rng(5))
+    induction, maintenance, end = T0 + 120 * US, T0 + 720 * US, T0 + 2520 * US
+    segs = [Segment(T0, induction, 0.0), Segment(induction, maintenance, 1.0, phase="induction"),
+            Segment(maintenance, end, 0.3, phase="maintenance"), Segment(end, end + 120 * US, 0.0)]
+    lines = list(dev.lines(segs))
+    ss = samples(lines)
+
+    def flows(a: int, b: int) -> np.ndarray:
+        return np.array([s.values["fresh_gas_flow_l_min"] for s in ss if a <= s.ts_us < b])
+
+    assert np.median(flows(induction, maintenance)) > 5.0  # high flow to fill the circuit with agent
+    assert 0.5 < np.median(flows(maintenance, end)) < 1.5  # low-flow maintenance
+    assert np.max(flows(T0, induction)) < 0.3 and np.max(flows(end, end + 120 * US)) < 0.3
+    ventilating = [(ev.ts_us, ev.code) for ev in lines if isinstance(ev, DeviceEvent) and ev.code
+                   and ev.code.startswith("ventilation")]
+    assert ventilating == [(induction, "ventilation_start"), (end, "ventilation_stop")]
+    for s in ss:
+        on = induction <= s.ts_us < end
+        assert (s.values["vaporizer_pct"] > 0) == on, "agent is dialled only while the patient is ventilated"
+        assert 3.5 < s.values["o2_pipeline_bar"] < 4.7  # normal pipeline supply (about 4 bar gauge)
+    absorbent = [s.values["absorbent_used_pct"] for s in ss]
+    assert absorbent == sorted(absorbent) and absorbent[-1] <= 100
+    assert absorbent[-1] - absorbent[0] == pytest.approx(6.0 * 40 / 60, abs=0.1)  # 6 %/h over 40 min
+
+
+def test_robot_torques_are_bounded_and_rise_only_with_instruments_and_a_surgeon() -> None:
+    dev, lines = run("surgical_robot", active_s=600)
+    bounds = {m.name: (m.low, m.high) for m in dev.hello().metrics}
+    on_at, off_at = T0 + 120 * US, T0 + 720 * US
+    attached = next(ev.ts_us for ev in lines if isinstance(ev, DeviceEvent) and ev.code == "instrument_attached")
+    assert on_at <= attached <= on_at + 1
+    clutched = [(ev.ts_us, ev.ts_us + round(ev.attrs["duration_s"] * US)) for ev in lines
+                if isinstance(ev, DeviceEvent) and ev.code == "clutch"]
+    assert clutched
+
+    def near_clutch_edge(ts: int) -> bool:  # clutch durations are reported to 10 ms
+        return any(abs(ts - a) < 20_000 or abs(ts - b) < 20_000 for a, b in clutched)
+
+    manipulation = 0
+    for s in samples(lines):
+        for arm in (1, 2, 3, 4):
+            name = f"arm{arm}_torque_nm"
+            low, high = bounds[name]
+            torque = s.values[name]
+            assert low <= torque <= high
+            if s.ts_us < on_at:
+                assert torque <= 1.0, "bare arms hold only their own weight"
+            elif s.ts_us >= off_at:
+                assert torque <= 2.0, "instruments stay on but nobody operates them"
+            elif not near_clutch_edge(s.ts_us):
+                if within(s.ts_us, clutched):
+                    assert torque < 1.0, "the clutch frees the arm"
+                else:
+                    assert torque >= (6.0 if arm == 3 else 10.0), "manipulating tissue (arm 3: the endoscope)"
+                    manipulation += 1
+    assert manipulation > 4 * 1000
+
+
 def test_segments_split_anywhere_give_the_same_sample_grid() -> None:
     dev = make_device("camera", device_id="cam-or1", rng=np.random.default_rng(0))
     one = [s.ts_us for s in dev.lines([Segment(T0, T0 + 100 * US, 0.0)]) if isinstance(s, Sample)]
