@@ -9,8 +9,10 @@
 -- Who runs what: the migration owner creates the aggregate and its policy (the policy job runs as the owner);
 -- ortel_reader (dashboard) selects from it; ingest does not refresh it on TimescaleDB.
 
+-- materialized_only: the dashboard reads the raw samples past the newest bucket itself (dashboard/db.py), the
+-- default since 2.13, pinned so every version behaves alike.
 CREATE MATERIALIZED VIEW IF NOT EXISTS samples_1m
-WITH (timescaledb.continuous) AS
+WITH (timescaledb.continuous, timescaledb.materialized_only = true) AS
 SELECT device_id,
        metric,
        time_bucket(INTERVAL '1 minute', ts) AS bucket,
@@ -22,8 +24,10 @@ FROM samples
 GROUP BY device_id, metric, time_bucket(INTERVAL '1 minute', ts)
 WITH DATA;
 
+-- The refresh window reaches back as far as ingest accepts late data (max_past_s, 30 days by default): an
+-- outbox replayed after a long outage is materialised too. A refresh recomputes only the invalidated ranges.
 SELECT add_continuous_aggregate_policy('samples_1m',
-    start_offset => INTERVAL '3 hours',
+    start_offset => INTERVAL '31 days',
     end_offset => INTERVAL '1 minute',
     schedule_interval => INTERVAL '1 minute',
     if_not_exists => TRUE);
