@@ -32,6 +32,38 @@ def test_fresh_database_migrates_twice(pg) -> None:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def test_a_plain_install_moves_to_timescaledb(pg) -> None:
+    """A database that started on plain PostgreSQL, migrated again once the extension is there: hypertables
+    with the rows kept, samples_1m a continuous aggregate materialised from them, no plain refresh left."""
+    if not pg.timescaledb:
+        pytest.skip("timescaledb extension not installed on this machine (runs where it is)")
+    name = f"m_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        assert "003_samples_1m.plain" in migrate(pg.dsn(name), timescale="off")
+        with psycopg.connect(pg.dsn(name), autocommit=True) as conn:
+            conn.execute("INSERT INTO samples (device_id, metric, ts, value, seq) SELECT 'd1', 'p',"
+                         " now() - g * interval '1 second', g, g FROM generate_series(1, 600) g")
+            conn.execute("REFRESH MATERIALIZED VIEW samples_1m")
+        applied = migrate(pg.dsn(name), timescale="auto")
+        assert applied == ["003_hypertables.timescale", "004_samples_1m.timescale"]
+        with psycopg.connect(pg.dsn(name), autocommit=True) as conn:
+            def one(sql: str) -> object:
+                return conn.execute(sql).fetchone()[0]  # type: ignore[index,arg-type]
+            assert one("SELECT count(*) FROM timescaledb_information.hypertables") == 2
+            assert one("SELECT count(*) FROM timescaledb_information.continuous_aggregates"
+                       " WHERE view_name = 'samples_1m'") == 1
+            assert one("SELECT count(*) FROM pg_matviews WHERE matviewname = 'samples_1m'") == 0
+            assert one("SELECT to_regprocedure('refresh_samples_1m()') IS NULL") is True
+            assert one("SELECT count(*) FROM samples") == 600
+            assert one("SELECT sum(n) FROM samples_1m") == 600
+        assert migrate(pg.dsn(name), timescale="auto") == []
+    finally:
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def test_samples_1m_shape_and_grants(db: Database) -> None:
     cols = db.query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
                     " WHERE attrelid = 'samples_1m'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum")
