@@ -17,6 +17,7 @@ from tests.support.watermark_stand_in import WatermarkStandIn
 from wire.device import Hello, Sample
 
 N = 70_500
+WINDOW = 500
 
 
 async def _lines(device: str):
@@ -32,8 +33,9 @@ async def test_backlog_beyond_packet_id_space_drains(make_broker, uid, tmp_path)
     server.stop()  # the outage: every batch below is built while the broker is away
     device = f"esu-{uid}"
     settings = settings_for(server.port, gw, tmp_path, batch_max_samples=1, replay_rate=1_000_000.0,
-                            inflight_window=500, ack_timeout_s=20.0)
+                            inflight_window=WINDOW, ack_timeout_s=20.0)
     agent = Agent(settings=settings, adapters=[QueueAdapter(_lines(device))])
+    peak = _record_peak(agent)
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         tg.create_task(agent.run(stop))
@@ -47,7 +49,26 @@ async def test_backlog_beyond_packet_id_space_drains(make_broker, uid, tmp_path)
     assert set(stored) == set(range(1, N + 1)), "every batch arrived, none lost"
     assert standin.conflicts == 0
     assert not standin.errors
-    assert agent.metrics.inflight._value.get() <= 500
+    # Read after the drain the gauge is 0 whatever happened; its peak over the drain is what the window bounds.
+    assert 0 < peak[0] <= WINDOW, f"in flight peaked at {peak[0]} (window {WINDOW})"
+
+
+def _record_peak(agent: Agent) -> list[int]:
+    """Record every value the agent sets on its in-flight gauge; ``[max so far]``.
+
+    The agent sets the gauge on every change of its in-flight count (``Link._send_loop``/``_publish_row``),
+    so wrapping ``set`` sees each value, not a sample of them.
+    """
+    peak = [0]
+    gauge = agent.metrics.inflight
+    original = gauge.set
+
+    def spy(value: float) -> None:
+        peak[0] = max(peak[0], int(value))
+        original(value)
+
+    gauge.set = spy  # type: ignore[method-assign]
+    return peak
 
 
 async def _appended(agent: Agent, n: int) -> bool:

@@ -1,5 +1,8 @@
 """The agent process SIGKILLed mid-stream (R14) and restarted: nothing it had accepted is lost, no seq reused.
 
+The killed agent says nothing on its way out; the broker publishes its Last Will, so the retained gateway
+state turns ``offline`` (the death of the killed process's ``boot_id``) until the restarted agent's birth.
+
 "Accepted" is the outbox's promise: a record counts once its transaction is fsync'd. Lines the agent had read
 but not yet committed (an open batch, < flush_interval) die with the process; they never got a seq, so they
 leave no gap. Devices feed the agent over its TCP adapter, as real devices would.
@@ -16,13 +19,16 @@ import orjson
 import tomli_w
 
 from ortel_cli.stack import free_port, wait_for_port
+from tests.faults.mqtt_watch import TopicWatch
 from tests.support.harness import TEST_PASSWORD
 from tests.support.poll import wait_until
 from tests.support.procs import Service
 from tests.support.watermark_stand_in import WatermarkStandIn
+from wire import GatewayState, decode, topics
 from wire.device import Hello, Sample, encode_line
 
 T0 = 1_763_884_800_000_000
+KEEPALIVE_S = 15  # the agent's default mqtt.keepalive_s: the broker gives up on a silent client after 1.5x
 
 
 def _config(path, *, gw: str, broker_port: int, tcp_port: int, outbox) -> None:
@@ -68,6 +74,16 @@ def _outbox_samples(path) -> set[int]:
     return {ts for (p,) in rows for ts in orjson.loads(p)["ts_us"]}
 
 
+def _gateway_state(watch: TopicWatch, state: str) -> GatewayState | None:
+    """The newest gateway state on the watched topic, if it is ``state``."""
+    last = watch.last()
+    if last is None:
+        return None
+    _, message = decode(last[0], last[1])
+    assert isinstance(message, GatewayState)
+    return message if message.state == state else None
+
+
 def test_agent_sigkill_mid_stream_loses_no_accepted_sample(broker, gateway_user, uid, tmp_path) -> None:
     gw = f"gw-{uid}"
     gateway_user(gw)
@@ -76,20 +92,33 @@ def test_agent_sigkill_mid_stream_loses_no_accepted_sample(broker, gateway_user,
     cfg, outbox = tmp_path / "gateway.toml", tmp_path / "outbox.sqlite3"
     _config(cfg, gw=gw, broker_port=broker.port, tcp_port=tcp_port, outbox=outbox)
     agent = Service(["agent", "--config", str(cfg)], env={}, log=tmp_path / "agent.log")
-    with WatermarkStandIn(broker.port, gw) as standin:
+    with WatermarkStandIn(broker.port, gw) as standin, TopicWatch(broker.port, topics.gateway_state(gw)) as states:
         agent.start()
         try:
             wait_for_port(tcp_port, timeout=30)
             feeder = Feeder(tcp_port, device, 0, 5000)
             feeder.start()
             wait_until(lambda: len(standin.samples(device)) >= 300, timeout=30, what="traffic flowing")
-            agent.kill()  # SIGKILL mid-stream
+            birth = wait_until(lambda: _gateway_state(states, "online"), timeout=10, what="the gateway's birth")
+            agent.kill()  # SIGKILL mid-stream: no goodbye, only the Last Will can say it is gone
             feeder.halt.set()
+            # The broker notices at once when the kernel closes the dead process's socket, at the latest after
+            # 1.5 keepalives without a packet; then it publishes the Will (retained, QoS 1).
+            death = wait_until(lambda: _gateway_state(states, "offline"), timeout=1.5 * KEEPALIVE_S + 5,
+                               what="the Last Will: gateway state offline")
+            assert death.boot_id == birth.boot_id, "the death is the killed process's own Will"
+            assert death.gateway_id == gw
+            with TopicWatch(broker.port, topics.gateway_state(gw)) as late:  # a client arriving now
+                retained = wait_until(late.last, timeout=10, what="the retained gateway state")
+                assert retained[2], "delivered as a retained message"
+                assert _gateway_state(late, "offline") == death, "the retained state reads offline"
             feeder.join(10)
             accepted = _outbox_samples(outbox) | {ts for ts, _ in standin.samples(device)}
             assert len(accepted) >= 300
 
             agent.start()
+            reborn = wait_until(lambda: _gateway_state(states, "online"), timeout=30, what="the new birth")
+            assert reborn.boot_id != birth.boot_id, "a restart is a new boot"
             wait_for_port(tcp_port, timeout=30)
             second = Feeder(tcp_port, device, 10_000, 500)
             second.start()
