@@ -7,14 +7,18 @@
 - Cumulative acknowledgement: per stream the highest seq sent and the watermark received. When a stream has
   records awaiting and its watermark has not moved for ``ack_timeout_us`` (a record was lost between the
   broker and ingest, or the broker crashed with it), everything of that stream above the watermark, up to what
-  was sent, is queued again (go-back-N).
+  was sent, is queued again (go-back-N). Each further re-send of a stream whose watermark still has not moved
+  waits twice as long (up to ``RESEND_BACKOFF_CAP`` x the timeout): while ingest is away the broker keeps the
+  records queued for its session, and re-sending them every timeout would only pile up copies in that queue.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SendState", "StreamAcks", "TokenBucket"]
+__all__ = ["RESEND_BACKOFF_CAP", "SendState", "StreamAcks", "TokenBucket"]
+
+RESEND_BACKOFF_CAP = 8  # the longest wait between re-sends of one stream, in ack timeouts
 
 
 @dataclass
@@ -40,6 +44,7 @@ class StreamAcks:
     sent_seq: int = 0  # highest seq published (and PUBACKed) on this connection
     sent_id: int = 0  # outbox id of that record
     waiting_since_us: int | None = None  # last progress while records were awaiting a watermark
+    resends: int = 0  # go-backs since the watermark last moved
 
     @property
     def awaiting(self) -> bool:
@@ -78,16 +83,20 @@ class SendState:
             return False
         acks.watermark = seq
         acks.waiting_since_us = now_us if acks.awaiting else None
+        acks.resends = 0
         return True
 
     def stalled(self, now_us: int) -> list[tuple[str, int, int]]:
-        """Streams to go back on: (stream, watermark, highest sent id). Restarts their timers."""
+        """Streams to go back on: (stream, watermark, highest sent id). Restarts their timers, each next wait
+        twice the last (capped) until the watermark moves."""
         out = []
         for stream, acks in self.streams.items():
             since = acks.waiting_since_us
-            if acks.awaiting and since is not None and now_us - since >= self.ack_timeout_us:
+            timeout = self.ack_timeout_us * min(2**acks.resends, RESEND_BACKOFF_CAP)
+            if acks.awaiting and since is not None and now_us - since >= timeout:
                 out.append((stream, acks.watermark, acks.sent_id))
                 acks.waiting_since_us = now_us
+                acks.resends += 1
         return out
 
     def watermark(self, stream: str) -> int:

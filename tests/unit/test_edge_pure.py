@@ -200,3 +200,15 @@ def test_stalled_stream_is_resent_only_without_progress() -> None:
     assert not state.acked(stream="d", seq=2, now_us=4 * S)  # watermarks never go back
     assert state.acked(stream="d", seq=5, now_us=4 * S)
     assert state.stalled(100 * S) == []
+
+
+def test_repeated_resends_of_a_stream_back_off_until_its_watermark_moves() -> None:
+    """Ingest away for long: the broker keeps the records queued for its session, so re-sending every
+    timeout would only pile up copies there. Waits double (2, 4, 8, 16, 16 s with a 2 s timeout, cap 8x)."""
+    state = SendState.begin(mark_id=0, ack_timeout_us=2 * S, replay_rate=100.0, now_us=0)
+    state.sent(stream="d", seq=1, row_id=1, now_us=0)
+    resent_at = [t for t in range(60) if state.stalled(t * S)]
+    assert resent_at == [2, 6, 14, 30, 46]
+    assert state.acked(stream="d", seq=1, now_us=60 * S)  # progress: back to one timeout
+    state.sent(stream="d", seq=2, row_id=2, now_us=60 * S)
+    assert [t for t in range(60, 70) if state.stalled(t * S)] == [62, 66]
