@@ -82,9 +82,11 @@ def timeline(
                      spikethickness=1)
     fig.update_layout(
         template="plotly_white", height=sum(heights) + 110, font=FONT, barmode="overlay", showlegend=True,
-        legend={"orientation": "h", "x": 0.35, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+        # the legend in the top margin, above the phase labels: a legend over the plot hid them, and one that
+        # overflowed to the right made plotly widen the right margin and squeeze the time axis
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1, "yref": "container", "yanchor": "top",
                 "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0)"},
-        margin={"l": 150, "r": 20, "t": 60, "b": 40}, hovermode="closest", uirevision=case.case_id,
+        margin={"l": 150, "r": 20, "t": 90, "b": 40}, hovermode="closest", uirevision=case.case_id,
     )
     return fig
 
