@@ -72,9 +72,10 @@ def refresh(n: int, choice: str, start: str | None, end: str | None, device_id: 
         a, b = _window(choice, start, end, now)
         series = db.series(conn, [device_id], a, b, points=1200)
         events = db.device_events(conn, device_id, a, b)
-        gaps = db.gaps(conn, device_id)
+        gaps = db.gaps(conn, device_id, hide_brief=True)
+        brief = db.brief_gaps(conn, device_id)
     fig = device_history(series, dev.metrics, events=events)
-    return _card(dev, now), fig, _events_table(events), _gaps_table(gaps)
+    return _card(dev, now), fig, _events_table(events), _gaps_table(gaps, brief)
 
 
 def _card(dev: DeviceRow, now: datetime) -> dbc.Card:
@@ -102,12 +103,15 @@ def _events_table(events: list[EventRow]) -> object:
     return dbc.Table([head, html.Tbody(rows)], size="sm", hover=True, className="mb-0", id="device-events-table")
 
 
-def _gaps_table(gaps: list[GapRow]) -> object:
+def _gaps_table(gaps: list[GapRow], brief: int = 0) -> object:
+    reordered = (f" {brief} arrived out of order and were filled within {db.BRIEF_GAP_S:.0f} s, not listed."
+                 if brief else "")
     if not gaps:
-        return html.Div("No gaps: every record arrived.", className="text-muted")
+        return html.Div("No gaps: every record arrived." + reordered, className="text-muted")
     rows = [html.Tr([html.Td(f"{g.from_seq}–{g.to_seq}"), html.Td(g.size, className="text-end"),
                      html.Td(g.reason), html.Td("open" if g.closed_at is None else "closed"),
                      html.Td(fmt_ts(g.detected_at))],
                     className="table-warning" if g.closed_at is None else None) for g in gaps]
     head = html.Thead(html.Tr([html.Th(h) for h in ("Seqs", "Records", "Reason", "State", "Detected")]))
-    return dbc.Table([head, html.Tbody(rows)], size="sm", className="mb-0", id="device-gaps-table")
+    table = dbc.Table([head, html.Tbody(rows)], size="sm", className="mb-0", id="device-gaps-table")
+    return html.Div([table, html.Div(reordered.strip(), className="text-muted small mt-1")]) if brief else table

@@ -147,3 +147,22 @@ def test_login_failures_count_since_last_success(conn: psycopg.Connection) -> No
         db.audit(conn, actor="tester", action=action, detail={})
     assert db.login_failures(conn, "tester", timedelta(minutes=15)) == 1
     assert db.login_failures(conn, "other", timedelta(minutes=15)) == 0
+
+
+def test_gaps_filled_within_seconds_are_told_apart_from_real_ones(seeded: Database, conn: psycopg.Connection) -> None:
+    with psycopg.connect(seeded.dsn(), autocommit=True) as owner:
+        owner.execute(
+            "INSERT INTO seq_gaps VALUES"
+            " ('gw-x', 'reorder-dev', 5, 6, now() - interval '1 hour', now() - interval '1 hour' + interval '1 s',"
+            "  'missing'),"
+            " ('gw-x', 'reorder-dev', 9, 9, now() - interval '1 hour', now() - interval '59 minutes', 'missing'),"
+            " ('gw-x', 'reorder-dev', 20, 22, now() - interval '2 s', NULL, 'missing'),"
+            " ('gw-x', 'reorder-dev', 30, 30, now() - interval '1 hour', now() - interval '1 hour', 'dropped_at_edge')")
+    try:
+        assert db.brief_gaps(conn, "reorder-dev") == 1
+        shown = {(g.from_seq, g.reason) for g in db.gaps(conn, "reorder-dev", hide_brief=True)}
+        assert shown == {(9, "missing"), (20, "missing"), (30, "dropped_at_edge")}, "open, slow and edge drops stay"
+        assert len(db.gaps(conn, "reorder-dev")) == 4
+    finally:
+        with psycopg.connect(seeded.dsn(), autocommit=True) as owner:
+            owner.execute("DELETE FROM seq_gaps WHERE stream = 'reorder-dev'")
