@@ -5,6 +5,12 @@ A case is cut into ``Segment`` s (a phase, or idle time between phases) that say
 sample times, metric columns (NaN = not measured) and discrete events. ``DeviceModel.lines`` turns chunks into
 ``wire.device`` lines in time order. Models are pure: all randomness comes from the ``np.random.Generator``
 handed in, all time from the segments.
+
+Alarms are read off the readings, never drawn on their own: a family draws the *cause* (a fan stalls, a pad
+peels, the supply fails) with ``fault_windows``, lets it move its metrics, and ``limit_alarm`` raises and clears
+the alarm where the reported metric crosses its limit. A clinical engineer watching the dashboard sees the value
+go out of range as the alarm comes, and back before it goes. The device parameter ``fault_rate`` (default 1)
+scales how often those causes occur: 0 never, 50 fifty times as often (tests, demos).
 """
 
 from __future__ import annotations
@@ -150,6 +156,8 @@ class DeviceModel(ABC):
         self.params = params
         self.serial = f"SIM{int(rng.integers(10**6, 10**7))}"
         self.followed: list[Window] | None = None
+        self.fault_rate = float(params.get("fault_rate", 1.0))
+        self._alarmed: set[str] = set()  # codes raised and not yet cleared, across segments
 
     def follow(self, windows: Sequence[Window]) -> None:
         """Activations of another device this one reacts to in the next case (see ``DeviceDef.follows``)."""
@@ -203,14 +211,47 @@ class DeviceModel(ABC):
             events.append(self.event(e, EventKind.ACTIVATION_STOP, mode, attrs={"duration_s": round((e - s) / US, 3)}))
         return events, modes
 
-    def maybe_alarm(
-        self, seg: Segment, *, per_hour: float, code: str, severity: Severity, text: str, median_s: float = 8.0
+    def fault_windows(self, seg: Segment, *, per_hour: float, median_s: float) -> list[Window]:
+        """Stretches in which a failure cause acts (``per_hour`` of the segment, scaled by ``fault_rate``)."""
+        return bursts(self.rng, seg.start_us, seg.end_us, per_min=per_hour * self.fault_rate / 60, median_s=median_s)
+
+    def limit_alarm(
+        self,
+        ts: np.ndarray,
+        reading: np.ndarray,
+        *,
+        code: str,
+        severity: Severity,
+        text: str,
+        clear_at: float,
+        over: float | None = None,
+        under: float | None = None,
     ) -> list[DeviceEvent]:
-        """A raised/cleared alarm pair, at a rate per hour of the segment."""
+        """An alarm read off a reported metric: raised at the first sample past the limit (``over`` or
+        ``under``), cleared at the first sample back past ``clear_at`` (hysteresis: noise at the limit does not
+        make it chatter). Both are stamped with the sample that shows it; an alarm still raised at the end of a
+        segment carries over. A sample not measured (NaN) counts as back in range."""
+        if (over is None) == (under is None):
+            raise ValueError("give exactly one of over / under")
+        high = over is not None
+        limit = float(over if high else under)  # type: ignore[arg-type]
+        raised = code in self._alarmed
+        with np.errstate(invalid="ignore"):
+            past = reading > limit if high else reading < limit
+        if not raised and not past.any():
+            return []
         events: list[DeviceEvent] = []
-        for s, e in bursts(self.rng, seg.start_us, seg.end_us, per_min=per_hour / 60, median_s=median_s):
-            events.append(self.event(s, EventKind.ALARM_RAISED, code, severity=severity, text=text))
-            events.append(self.event(e, EventKind.ALARM_CLEARED, code))
+        for t, v, beyond in zip(ts.tolist(), reading.tolist(), past.tolist(), strict=True):
+            if not raised and beyond:
+                raised = True
+                events.append(self.event(t, EventKind.ALARM_RAISED, code, severity=severity, text=text))
+            elif raised and (math.isnan(v) or (v < clear_at if high else v > clear_at)):
+                raised = False
+                events.append(self.event(t, EventKind.ALARM_CLEARED, code))
+        if raised:
+            self._alarmed.add(code)
+        else:
+            self._alarmed.discard(code)
         return events
 
     def _merge(self, chunk: Chunk, end_us: int) -> Iterator[Sample | DeviceEvent]:

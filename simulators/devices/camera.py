@@ -2,20 +2,25 @@
 
 The camera head warms with use and records video on request; the light source's LED/lamp hours accumulate
 while it is on, and its temperature follows the intensity. Lamp hours are device life data: they carry over
-between cases and eventually raise a service reminder.
+between cases and eventually raise a service reminder. When the light source's fan stalls (rarely;
+``fault_rate`` scales it) the lamp heats towards ``FAN_STALL_CEL``; ``lamp_overtemp`` is raised once the lamp
+temperature passes ``LAMP_OVERTEMP_CEL`` and cleared when it is back below ``LAMP_CLEAR_CEL``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulators.devices.base import US, Chunk, DeviceModel, Segment, lag, metric
+from simulators.devices.base import US, Chunk, DeviceModel, Segment, inside, lag, metric
 from wire.device import DeviceEvent
 from wire.models import EventKind, Severity
 
-__all__ = ["Camera", "LightSource"]
+__all__ = ["LAMP_CLEAR_CEL", "LAMP_OVERTEMP_CEL", "Camera", "LightSource"]
 
 LAMP_SERVICE_H = 2000.0
+LAMP_OVERTEMP_CEL = 75.0  # lamp module limit; in use with a working fan it runs at 57-66 Cel
+LAMP_CLEAR_CEL = 70.0
+FAN_STALL_CEL = 85.0  # where the lamp module heads without its fan
 
 
 class Camera(DeviceModel):
@@ -79,16 +84,18 @@ class LightSource(DeviceModel):
         level = self.intensity if active else 0.0
         intensity = np.full(n, level)
         alpha = 1 - np.exp(-1 / (120 * self.rate_hz))
-        temp = lag(np.full(n, 30 + 0.45 * level), self.temp, alpha=alpha, noise=0.2 * self.rng.standard_normal(n))
+        noise = 0.2 * self.rng.standard_normal(n)
+        stalled = inside(ts, self.fault_windows(seg, per_hour=0.1, median_s=240)) if active else np.zeros(n, bool)
+        temp = lag(np.where(stalled, FAN_STALL_CEL, 30 + 0.45 * level), self.temp, alpha=alpha, noise=noise)
         hours = self.hours + (np.arange(1, n + 1) / self.rate_hz / 3600.0 if active else np.zeros(n))
         events: list[DeviceEvent] = []
         if active and hours.size and hours[-1] >= LAMP_SERVICE_H and not self.reminded:
             self.reminded = True
             events.append(self.event(int(ts[np.argmax(hours >= LAMP_SERVICE_H)]), EventKind.INFO, "lamp_service_due",
                                      attrs={"lamp_hours_h": LAMP_SERVICE_H}))
-        if active:
-            events += self.maybe_alarm(seg, per_hour=0.1, code="lamp_overtemp", severity=Severity.LOW,
-                                       text="lamp temperature high: check fan", median_s=30)
+        events += self.limit_alarm(ts, temp, code="lamp_overtemp", severity=Severity.LOW,
+                                   text="lamp temperature high: check fan", over=LAMP_OVERTEMP_CEL,
+                                   clear_at=LAMP_CLEAR_CEL)
         if n:
             self.temp, self.hours = float(temp[-1]), float(hours[-1])
         return Chunk(ts_us=ts, values={"intensity_pct": intensity, "lamp_temp_cel": temp, "lamp_hours_h": hours},

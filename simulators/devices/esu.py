@@ -3,20 +3,25 @@
 Delivered power exists only while the pedal or hand switch is pressed: activations of a second or two, a few
 per minute during dissection. Tissue impedance is measured only during an activation and rises as tissue
 desiccates; the generator delivers less than the set power into high impedance. The return-electrode
-monitor (REM) measures pad contact continuously and alarms when contact degrades.
+monitor (REM) measures pad contact continuously: when the pad peels (``fault_rate`` scales how often) the
+contact impedance climbs, ``rem_contact`` is raised once it passes ``REM_LIMIT_OHM`` and cleared once the pad is
+pressed back and the impedance is below ``REM_CLEAR_OHM``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, locate, metric
+from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, inside, lag, locate, metric
 from wire.models import Severity
 
-__all__ = ["Esu"]
+__all__ = ["REM_CLEAR_OHM", "REM_LIMIT_OHM", "Esu"]
 
 SET_POWER_W = {"cut": 35.0, "coag": 30.0, "spray": 40.0, "bipolar": 25.0, "endocut": 40.0}
 TISSUE_OHM = {"bipolar": 80.0}  # monopolar modes default to 350 Ohm
+REM_LIMIT_OHM = 135.0  # contact quality alarm; a well applied split pad reads 15-35 Ohm
+REM_CLEAR_OHM = 120.0
+PEELED_OHM = 170.0  # where a peeling pad heads
 
 
 class Esu(DeviceModel):
@@ -34,7 +39,8 @@ class Esu(DeviceModel):
     def __init__(self, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.set_w = SET_POWER_W["coag"]
-        self.rem_ohm = float(self.rng.uniform(15, 35))
+        self.rem_ohm = float(self.rng.uniform(15, 35))  # this pad's contact impedance, well applied
+        self.rem_level = self.rem_ohm
 
     def segment(self, seg: Segment) -> Chunk:
         ts = self.grid(seg)
@@ -56,9 +62,16 @@ class Esu(DeviceModel):
         tissue = base * (1 + 2.0 * progress**2) * np.exp(0.15 * self.rng.standard_normal(n))
         efficiency = np.clip(1.0 - np.maximum(tissue - 500, 0) / 3000, 0.3, 1.0)
         power = np.where(on, set_w * efficiency * (1 + 0.03 * self.rng.standard_normal(n)), 0.0)
-        rem = self.rem_ohm + 1.5 * self.rng.standard_normal(n)
-        events += self.maybe_alarm(seg, per_hour=0.4 * seg.activity, code="rem_contact", severity=Severity.HIGH,
-                                   text="return electrode contact quality low", median_s=20)
+        noise = 1.5 * self.rng.standard_normal(n)
+        peeling = inside(ts, self.fault_windows(seg, per_hour=0.4 * seg.activity, median_s=20))
+        alpha = 1 - np.exp(-1 / (2 * self.rate_hz))  # contact degrades over a couple of seconds
+        level = lag(np.where(peeling, PEELED_OHM, self.rem_ohm), self.rem_level, alpha=alpha, noise=np.zeros(n))
+        if n:
+            self.rem_level = float(level[-1])
+        rem = level + noise
+        events += self.limit_alarm(ts, rem, code="rem_contact", severity=Severity.HIGH,
+                                   text="return electrode contact quality low", over=REM_LIMIT_OHM,
+                                   clear_at=REM_CLEAR_OHM)
         return Chunk(
             ts_us=ts,
             values={

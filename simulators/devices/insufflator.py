@@ -1,9 +1,11 @@
 """CO2 insufflator: pressure regulated to a set point, flow to make up for leaks, gas used.
 
 Insufflation runs while the segment is active (from access to desufflation). Actual pressure follows the set
-point with a first-order lag; instrument exchanges open a leak (pressure dips, flow jumps); a patient
-pressing against the abdominal wall makes the overpressure alarm. Volume used is the running integral of
-flow. Set point comes from the phase (``pressure_mmhg``) or the device parameter.
+point with a first-order lag; instrument exchanges open a leak (pressure dips, flow jumps). A patient
+pressing against the abdominal wall (``fault_rate`` scales how often) pushes the pressure up within a second or
+two, faster than the regulator can vent: ``overpressure`` is raised once the reading is more than
+``OVERPRESSURE_MMHG`` above the set point and cleared once it is back within ``CLEAR_MMHG``. Volume used is the
+running integral of flow. Set point comes from the phase (``pressure_mmhg``) or the device parameter.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, inside,
 from wire.device import DeviceEvent
 from wire.models import EventKind, Severity
 
-__all__ = ["Insufflator"]
+__all__ = ["CLEAR_MMHG", "OVERPRESSURE_MMHG", "Insufflator"]
+
+OVERPRESSURE_MMHG = 5.0  # alarm: pressure above set point + 5 mmHg
+CLEAR_MMHG = 4.0
+PRESS_MMHG = 9.0  # how far the abdominal wall pushes the pressure up
 
 
 class Insufflator(DeviceModel):
@@ -31,7 +37,8 @@ class Insufflator(DeviceModel):
     def __init__(self, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.on = False
-        self.pressure = 0.0
+        self.pressure = 0.0  # regulated pressure (no sensor noise)
+        self.press = 0.0  # what the abdominal wall adds on top
         self.volume = 0.0
         self.set_mmhg = float(self.params.get("pressure_mmhg", 12.0))
         self.max_flow = float(self.params.get("max_flow_l_min", 40.0))
@@ -47,15 +54,19 @@ class Insufflator(DeviceModel):
             self.on = active
         self.set_mmhg = float(seg.params.get("pressure_mmhg", self.set_mmhg))
         leaks = bursts(self.rng, seg.start_us, seg.end_us, per_min=0.8 * seg.activity, median_s=6, sigma=0.5)
-        alarms = self.maybe_alarm(seg, per_hour=0.5 * seg.activity, code="overpressure", severity=Severity.HIGH,
-                                  text="pressure above set point + 5 mmHg", median_s=6) if active else []
-        spikes = inside(ts, [(a.ts_us, b.ts_us) for a, b in zip(alarms[::2], alarms[1::2], strict=True)])
+        presses = self.fault_windows(seg, per_hour=0.5 * seg.activity, median_s=6) if active else []
         target = np.full(n, self.set_mmhg if active else 0.0)
-        target = np.where(inside(ts, leaks), target - 3.5, target) + np.where(spikes, 7.0, 0.0)
+        target = np.where(inside(ts, leaks), target - 3.5, target)
         alpha = 1 - np.exp(-1.0 / (6.0 * self.rate_hz))  # ~6 s time constant
-        pressure = np.maximum(lag(target, self.pressure, alpha=alpha, noise=0.25 * self.rng.standard_normal(n)), 0)
+        regulated = lag(target, self.pressure, alpha=alpha, noise=np.zeros(n))
+        fast = 1 - np.exp(-1.0 / (1.0 * self.rate_hz))  # the wall pushes within about a second
+        press = lag(np.where(inside(ts, presses), PRESS_MMHG, 0.0), self.press, alpha=fast, noise=np.zeros(n))
+        pressure = np.maximum(regulated + press + 0.25 * self.rng.standard_normal(n), 0)
         if n:
-            self.pressure = float(pressure[-1])
+            self.pressure, self.press = float(regulated[-1]), float(press[-1])
+        alarms = self.limit_alarm(ts, pressure - self.set_mmhg, code="overpressure", severity=Severity.HIGH,
+                                  text="pressure above set point + 5 mmHg", over=OVERPRESSURE_MMHG,
+                                  clear_at=CLEAR_MMHG)
         deficit = np.maximum(self.set_mmhg - pressure, 0) if active else np.zeros(n)
         flow = np.where(active, np.minimum(0.8 + 6.0 * deficit + 0.2 * self.rng.standard_normal(n), self.max_flow), 0)
         flow = np.maximum(flow, 0.0)

@@ -3,7 +3,9 @@
 Instruments are attached to arms at the start of a phase (``instruments`` in the phase parameters, or a
 default set), joint torques rise with manipulation, the clutch pedal briefly frees the arms (torque drops),
 and the energy pedals make activations (``monopolar`` / ``bipolar``). Console head-in/out marks when the
-surgeon is operating.
+surgeon is operating. Now and then (``fault_rate`` scales it) two neighbouring arms collide: both read a torque
+near ``COLLISION_NM``, ``arm_collision`` is raised once an arm passes ``COLLISION_LIMIT_NM`` and cleared once
+every arm is back below ``COLLISION_CLEAR_NM``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, inside,
 from wire.device import DeviceEvent
 from wire.models import EventKind, Severity
 
-__all__ = ["SurgicalRobot"]
+__all__ = ["COLLISION_CLEAR_NM", "COLLISION_LIMIT_NM", "SurgicalRobot"]
 
 ARMS = (1, 2, 3, 4)  # arm 3 holds the endoscope in this simulation
 DEFAULT_INSTRUMENTS = {1: "monopolar_curved_scissors", 2: "fenestrated_bipolar", 3: "endoscope_30deg",
                        4: "prograsp_forceps"}
+NEIGHBOURS = ((1, 2), (2, 3), (3, 4))  # arms that can touch
+COLLISION_NM = 28.0  # an arm pressed against its neighbour; manipulation stays under ~20 N.m
+COLLISION_LIMIT_NM = 25.0
+COLLISION_CLEAR_NM = 22.0
 
 
 class SurgicalRobot(DeviceModel):
@@ -46,14 +52,25 @@ class SurgicalRobot(DeviceModel):
         clutches = bursts(self.rng, seg.start_us, seg.end_us, per_min=2 * seg.activity, median_s=1.2, sigma=0.4)
         for s, e in clutches:
             events.append(self.event(s, EventKind.INFO, "clutch", attrs={"duration_s": round((e - s) / 1e6, 2)}))
-        events += ev + self.maybe_alarm(seg, per_hour=0.2 * seg.activity, code="arm_collision",
-                                        severity=Severity.MEDIUM, text="arm collision: reposition", median_s=5)
+        events += ev
+        collisions = self.fault_windows(seg, per_hour=0.2 * seg.activity, median_s=5)
         free = inside(ts, clutches)
         values: dict[str, np.ndarray] = {}
+        spread: dict[int, np.ndarray] = {}
         for arm in ARMS:
             load = (4.0 if arm == 3 else 8.0) * seg.activity
-            torque = 2.0 + load + 2.5 * np.abs(self.rng.standard_normal(n)) * (seg.activity > 0)
+            spread[arm] = 2.5 * np.abs(self.rng.standard_normal(n))
+            torque = 2.0 + load + spread[arm] * (seg.activity > 0)
             values[f"arm{arm}_torque_nm"] = np.where(free, 0.5, torque) if arm in self.attached else np.full(n, 1.0)
+        for s, e in collisions:  # the arms push against each other, clutched or not
+            hit = inside(ts, [(s, e)])
+            for arm in NEIGHBOURS[int(self.rng.integers(len(NEIGHBOURS)))]:
+                if arm in self.attached:
+                    name = f"arm{arm}_torque_nm"
+                    values[name] = np.where(hit, COLLISION_NM + 0.4 * spread[arm], values[name])
+        events += self.limit_alarm(ts, np.max(np.stack(list(values.values())), axis=0), code="arm_collision",
+                                   severity=Severity.MEDIUM, text="arm collision: reposition",
+                                   over=COLLISION_LIMIT_NM, clear_at=COLLISION_CLEAR_NM)
         return Chunk(ts_us=ts, values=values, events=events)
 
     def _energy_share(self, seg: Segment) -> float:

@@ -2,7 +2,9 @@
 
 Forces exist only while the jaws are closed (clamp force) or the knife and staples advance (firing force);
 between uses only the battery is reported. A firing is an activation with code ``fire``; the cartridge type
-travels as an attribute so that reload consumption can be counted.
+travels as an attribute so that reload consumption can be counted. Thick tissue makes a high firing force:
+``excessive_force`` is raised at the first sample above ``EXCESSIVE_FORCE_N`` and cleared once the force is back
+below ``FORCE_CLEAR_N`` (or the firing has ended).
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from simulators.devices.base import US, Chunk, DeviceModel, Segment, Window, bur
 from wire.device import DeviceEvent
 from wire.models import EventKind, Severity
 
-__all__ = ["Stapler"]
+__all__ = ["EXCESSIVE_FORCE_N", "FORCE_CLEAR_N", "Stapler"]
 
 CARTRIDGES = ("45mm-tan", "45mm-purple", "60mm-purple", "60mm-black")
 EXCESSIVE_FORCE_N = 400.0
+FORCE_CLEAR_N = 380.0
 
 
 class Stapler(DeviceModel):
@@ -49,7 +52,7 @@ class Stapler(DeviceModel):
             clamps.append((s, fire_s))
             fires.append((fire_s, e))
             peaks.append(float(self.rng.normal(260, 60)))
-            events += self._use_events(s, fire_s, e, peaks[-1])
+            events += self._use_events(s, fire_s)
         n = len(ts)
         _, clamped = locate(ts, clamps)
         idx, firing = locate(ts, fires)
@@ -61,22 +64,31 @@ class Stapler(DeviceModel):
             peak = np.array(peaks)[np.maximum(idx, 0)]
             shape = peak * np.sin(np.pi * progress) + 10 * self.rng.standard_normal(n)
             firing_force = np.where(firing, np.maximum(shape, 0), np.nan)
+        events += self._fire_stops(ts, firing_force, fires)
+        events += self.limit_alarm(ts, firing_force, code="excessive_force", severity=Severity.MEDIUM,
+                                   text="firing force high: thick tissue", over=EXCESSIVE_FORCE_N,
+                                   clear_at=FORCE_CLEAR_N)
         self.battery -= 0.8 * len(fires)
         battery = np.full(n, max(self.battery, 5.0))
         return Chunk(ts_us=ts, values={"clamp_force_n": clamp, "firing_force_n": firing_force,
                                        "battery_pct": battery}, events=events)
 
-    def _use_events(self, clamp_us: int, fire_us: int, end_us: int, peak_n: float) -> list[DeviceEvent]:
+    def _use_events(self, clamp_us: int, fire_us: int) -> list[DeviceEvent]:
         self.firings += 1
         attrs = {"cartridge": self.cartridge, "firing_no": self.firings}
-        events = [
+        return [
             self.event(clamp_us - US, EventKind.INFO, "cartridge_loaded", attrs={"cartridge": self.cartridge}),
             self.event(clamp_us, EventKind.INFO, "clamp_closed"),
             self.event(fire_us, EventKind.ACTIVATION_START, "fire", attrs=attrs),
-            self.event(end_us, EventKind.ACTIVATION_STOP, "fire", attrs=attrs | {"peak_force_n": round(peak_n, 1)}),
         ]
-        if peak_n > EXCESSIVE_FORCE_N:
-            events.append(self.event(fire_us + US // 2, EventKind.ALARM_RAISED, "excessive_force",
-                                     severity=Severity.MEDIUM, text="firing force high: thick tissue"))
-            events.append(self.event(end_us, EventKind.ALARM_CLEARED, "excessive_force"))
+
+    def _fire_stops(self, ts: np.ndarray, force: np.ndarray, fires: list[Window]) -> list[DeviceEvent]:
+        """End of each firing, with the peak force its samples show (so it agrees with ``excessive_force``)."""
+        events = []
+        for n, (s, e) in enumerate(fires, start=self.firings - len(fires) + 1):
+            attrs: dict[str, object] = {"cartridge": self.cartridge, "firing_no": n}
+            seen = force[(ts >= s) & (ts < e)]
+            if seen.size:
+                attrs["peak_force_n"] = round(float(np.max(seen)), 1)
+            events.append(self.event(e, EventKind.ACTIVATION_STOP, "fire", attrs=attrs))
         return events

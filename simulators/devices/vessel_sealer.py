@@ -2,14 +2,15 @@
 
 Each activation is one seal cycle: power ramps up, impedance rises as the vessel wall fuses, and the
 generator ends the cycle itself when impedance reaches its target (``seal_complete``) or aborts it
-(``check_jaws`` alarm) when the jaws hold metal or too much tissue.
+(``check_jaws`` alarm) when the jaws hold metal or too much tissue: then the impedance never rises from where it
+started, which the samples of that cycle show.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, locate, metric
+from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, inside, locate, metric
 from wire.models import EventKind, Severity
 
 __all__ = ["VesselSealer"]
@@ -36,16 +37,20 @@ class VesselSealer(DeviceModel):
         if windows:
             w = np.array(windows)[np.maximum(idx, 0)]
             progress = np.clip((ts - w[:, 0]) / np.maximum(w[:, 1] - w[:, 0], 1), 0, 1)
-        impedance = 20 + 330 * progress**1.5 + 5 * self.rng.standard_normal(n)
+        noise = 5 * self.rng.standard_normal(n)
         power = 150 * np.sin(np.pi * np.minimum(progress * 1.2, 1)) + 5 * self.rng.standard_normal(n)
+        aborted: list[tuple[int, int]] = []
         for s, e in windows:
-            if self.rng.random() < 0.04:
+            if self.rng.random() < 0.04 * self.fault_rate:
+                aborted.append((s, e))
                 events.append(self.event(e, EventKind.ALARM_RAISED, "check_jaws", severity=Severity.LOW,
                                          text="seal cycle incomplete: check jaws"))
                 events.append(self.event(e + 3_000_000, EventKind.ALARM_CLEARED, "check_jaws"))
             else:
                 cycle = {"cycle_s": round((e - s) / 1e6, 2)}
                 events.append(self.event(e, EventKind.INFO, "seal_complete", attrs=cycle))
+        rise = np.where(inside(ts, aborted), 0.0, 330 * progress**1.5)  # no seal forms: no rise
+        impedance = 20 + rise + noise
         return Chunk(ts_us=ts, values={"power_w": np.where(on, np.maximum(power, 0), 0.0),
                                        "impedance_ohm": np.where(on, np.maximum(impedance, 1), np.nan)},
                      events=events)

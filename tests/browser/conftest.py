@@ -12,7 +12,7 @@ import pytest
 from selenium import webdriver
 
 from tests.support.browser import chromium, login
-from tests.support.dashboard import PASSWORD, USER, SeededDashboard, running_dashboard
+from tests.support.dashboard import PASSWORD, PRODUCT_REFRESH_S, USER, SeededDashboard, running_dashboard
 from tests.support.harness import create_database, drop_database
 from tests.support.poll import wait_until
 from tests.support.seed import HeartbeatLoop, seed_or_day
@@ -23,8 +23,9 @@ def dashboard(pg, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededDa
     database = create_database(pg, "plain")
     try:
         seed = seed_or_day(database.dsn(), hz=2.0)
+        # the product's own refresh interval: the live-update test measures its promise against it
         with HeartbeatLoop(database.dsn(), period_s=2.0), running_dashboard(
-            database.reader_dsn, tmp_path_factory.mktemp("dashboard")
+            database.reader_dsn, tmp_path_factory.mktemp("dashboard"), refresh_s=PRODUCT_REFRESH_S
         ) as running:
             yield SeededDashboard(base=running.base, db=database, seed=seed)
     finally:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,12 +24,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.support.browser import chromium, login
-from tests.support.dashboard import PASSWORD, USER, SeededDashboard
+from tests.support.dashboard import PASSWORD, PRODUCT_REFRESH_S, USER, SeededDashboard
 from tests.support.poll import wait_until
 from tests.support.procs import REPO_ROOT
 
 pytestmark = pytest.mark.browser
 
+# The product promises live pages update within 2 s (its refresh interval); slack for a loaded 2-core machine.
+LIVE_BUDGET_S = 5.0
 PAGES = ["/", "/devices", "/devices/esu-or1", "/procedures", "/procedures/C-7F3A19", "/alarms", "/system"]
 DOCS_SHOTS = REPO_ROOT / "docs" / "screenshots"
 
@@ -133,21 +136,37 @@ def test_overview_shows_rooms_states_and_the_running_case(browser: webdriver.Chr
     browser.set_window_size(1600, 1000)
 
 
+def _seconds_until_shown(driver: webdriver.Chrome, since: float, *texts: str, css: str) -> float:
+    """Seconds from ``since`` (a ``time.monotonic()`` taken when the database change committed) until every text
+    is visible in ``css``; polled, and given 3x the budget so that a slow update fails with its measured time."""
+    wait_text(driver, *texts, css=css, timeout=3 * LIVE_BUDGET_S)
+    return time.monotonic() - since
+
+
 def test_overview_follows_the_database_live(browser: webdriver.Chrome, dashboard: SeededDashboard) -> None:
     browser.get(dashboard.base + "/")
-    tile = '[data-room="OR-4"]'
+    tile, light = '[data-room="OR-4"]', '[data-device="light-or1"]'
     wait_text(browser, "online", css=tile)
-    _execute(dashboard, "UPDATE gateways SET state = 'offline' WHERE gateway_id = 'gw-or4'")
-    _execute(dashboard, "INSERT INTO alarms (device_id, code, severity, text, raised_at)"
-                        " VALUES ('light-or1', 'LAMP_OVERTEMP', 'high', 'Lamp temperature high', now())")
+    wait_text(browser, "online", css=light)
+    # no reload: the page's own interval (the product default) must show each change within the budget
+    took: dict[str, float] = {}
     try:
-        # no reload: the page's interval picks the change up within a few refresh periods
-        wait_text(browser, "3 unknown", "Gateway down", css=tile, timeout=15)
-        wait_text(browser, "alarming", "LAMP_OVERTEMP", css='[data-device="light-or1"]', timeout=15)
+        _execute(dashboard, "UPDATE gateways SET state = 'offline' WHERE gateway_id = 'gw-or4'")
+        gateway_down = time.monotonic()
+        _execute(dashboard, "INSERT INTO alarms (device_id, code, severity, text, raised_at)"
+                            " VALUES ('light-or1', 'LAMP_OVERTEMP', 'high', 'Lamp temperature high', now())")
+        alarm_raised = time.monotonic()
+        took["gateway down"] = _seconds_until_shown(browser, gateway_down, "3 unknown", "Gateway down", css=tile)
+        took["alarm raised"] = _seconds_until_shown(browser, alarm_raised, "alarming", "LAMP_OVERTEMP", css=light)
     finally:
         _execute(dashboard, "UPDATE gateways SET state = 'online' WHERE gateway_id = 'gw-or4'")
         _execute(dashboard, "DELETE FROM alarms WHERE code = 'LAMP_OVERTEMP'")
-    wait_text(browser, "online", css='[data-device="light-or1"]', timeout=15)
+        restored = time.monotonic()
+    took["restored"] = _seconds_until_shown(browser, restored, "online", css=light)
+    assert "unknown" not in _text(browser, tile)
+    print(f"overview live update, refresh every {PRODUCT_REFRESH_S:g} s: "
+          + ", ".join(f"{k} {v:.2f} s" for k, v in took.items()))
+    assert max(took.values()) <= LIVE_BUDGET_S, took
 
 
 def test_devices_grid_lists_inventory_and_opens_a_device(browser: webdriver.Chrome, dashboard: SeededDashboard,

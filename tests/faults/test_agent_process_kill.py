@@ -104,7 +104,7 @@ def test_agent_sigkill_mid_stream_loses_no_accepted_sample(broker, gateway_user,
             feeder.halt.set()
             # The broker notices at once when the kernel closes the dead process's socket, at the latest after
             # 1.5 keepalives without a packet; then it publishes the Will (retained, QoS 1).
-            death = wait_until(lambda: _gateway_state(states, "offline"), timeout=1.5 * KEEPALIVE_S + 5,
+            death = wait_until(lambda: _gateway_state(states, "offline"), timeout=2 * KEEPALIVE_S + 10,
                                what="the Last Will: gateway state offline")
             assert death.boot_id == birth.boot_id, "the death is the killed process's own Will"
             assert death.gateway_id == gw

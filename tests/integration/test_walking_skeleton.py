@@ -5,8 +5,10 @@
 the simulated devices online with a last-seen time while the gateway is up, a stored sample must be exactly
 the row we name, and the device page must draw its chart.
 
-With ORTEL_UPDATE_SCREENSHOTS=1 a second test runs a full four-room lap-chole day through the same path and
-writes docs/screenshots/lap-chole-timeline.png (the procedure timeline of a real pipeline-filled case).
+The short case runs at ``--speed 60``: the phase boundaries stored must still be the timeline file's, to the
+second. A second test runs a full four-room lap-chole day through the same path: every room's phases must be
+stored in the scenario's order with the planned boundaries, and OR-1's timeline page must show them in that
+order; with ORTEL_UPDATE_SCREENSHOTS=1 it also writes docs/screenshots/lap-chole-timeline.png.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ HOSP-0001,calot_dissection,30,90
 HOSP-0001,clipping_cutting,90,110
 HOSP-0001,closure,110,150
 """
+SHORT_PHASES = [("access", 0.0, 30.0), ("calot_dissection", 30.0, 90.0), ("clipping_cutting", 90.0, 110.0),
+                ("closure", 110.0, 150.0)]  # SHORT_CASE's rows: (phase, start_s, end_s)
 LAP_CHOLE_DEVICES = 10  # simulators/scenarios/lap-chole.toml
 SCREENSHOT = REPO_ROOT / "docs" / "screenshots" / "lap-chole-timeline.png"
 
@@ -128,6 +132,14 @@ def _grid_row(driver: webdriver.Chrome, device: str) -> dict[str, str]:
         return {}
 
 
+def _labels(driver: webdriver.Chrome, css: str, wanted: list[str]) -> list[str]:
+    """The texts of the elements matching ``css`` that are in ``wanted``, in page order ([] if re-rendered)."""
+    try:
+        return [t for t in (e.text for e in driver.find_elements(By.CSS_SELECTOR, css)) if t in wanted]
+    except Exception:  # re-rendered under us: the next poll looks again
+        return []
+
+
 def _all_online(driver: webdriver.Chrome, devices: list[str]) -> bool:
     rows = [_grid_row(driver, d) for d in devices]
     return all(r.get("status") == "online" and r.get("last_seen", "").strip() for r in rows)
@@ -186,6 +198,17 @@ def test_a_simulated_sample_reaches_the_database_and_the_dashboard(
         assert int(db.scalar("SELECT count(*) FROM seq_gaps WHERE closed_at IS NULL")) == 0
         assert int(db.scalar("SELECT count(*) FROM dead_letters")) == 0
 
+        # --speed 60 compressed the wall time, not the case: the stored phase boundaries are the file's, to the
+        # second (the agent drained before simulate exited, so every procedure event is stored by now)
+        cases = db.query("SELECT case_id, started_at, ended_at FROM procedures WHERE gateway_id = %s", (GATEWAY,))
+        assert len(cases) == 1, cases
+        case_id, case_start, case_end = cases[0]
+        stored = db.query("SELECT phase, extract(epoch FROM started_at - %s)::float8, "
+                          "extract(epoch FROM ended_at - %s)::float8 FROM procedure_phases WHERE case_id = %s "
+                          "ORDER BY started_at", (case_start, case_start, case_id))
+        assert stored == SHORT_PHASES, stored
+        assert (case_end - case_start).total_seconds() == SHORT_PHASES[-1][2]  # type: ignore[operator]
+
         driver.get(f"{base}/devices/{device}")
         wait_text(driver, f"Device {device}", css="body", timeout=20)
         wait_text(driver, metric, css="#device-chart", timeout=20)
@@ -196,13 +219,27 @@ def test_a_simulated_sample_reaches_the_database_and_the_dashboard(
           f"{time.monotonic() - started:.1f} s")
 
 
-@pytest.mark.skipif(os.environ.get("ORTEL_UPDATE_SCREENSHOTS") != "1",
-                    reason="writes docs/screenshots/lap-chole-timeline.png; set ORTEL_UPDATE_SCREENSHOTS=1")
-def test_lap_chole_timeline_screenshot_from_a_real_simulated_day(
+def planned_lap_chole_day(rooms: int) -> dict[str, list[tuple[str, float, float]]]:
+    """What ``ortel simulate --scenario lap-chole --rooms N`` (default seed) plans per room, from the pure planner:
+    room -> [(phase, start_s, end_s)] of its one case, in seconds from case start."""
+    from simulators.plan import plan_rooms
+    from simulators.scenario import load_scenario
+    from simulators.settings import SimSettings
+
+    plan = plan_rooms([load_scenario("lap-chole")], rooms=rooms, cases=1, seed=SimSettings().seed)
+    return {rp.room.name: [(p.name, (p.start_us - c.start_us) / 1e6, (p.end_us - c.start_us) / 1e6)
+                           for c in rp.cases for p in c.phases] for rp in plan.rooms}
+
+
+def test_lap_chole_day_reads_like_the_procedure(
     *, broker: MosquittoServer, gateway_user, db: Database, tmp_path: Path, uid: str, logged_in
 ) -> None:
     if db.variant != "plain":
-        pytest.skip("one screenshot is enough; the plain database draws the same page")
+        pytest.skip("the simulator's phases do not depend on the storage variant: one full day is enough")
+    from simulators.scenario import load_scenario
+
+    order = [p.name for p in load_scenario("lap-chole").phases]
+    planned = planned_lap_chole_day(4)
     gateways = [f"gw-or{i}" for i in range(1, 5)]
     for gw in gateways:
         gateway_user(gw)
@@ -213,18 +250,22 @@ def test_lap_chole_timeline_screenshot_from_a_real_simulated_day(
         finally:
             code = sim.stop()
         assert code == 0, sim.output()[-3000:]
+        # every room: the scenario's phases, all of them, in its order, with the planned boundaries
+        for room, phases in planned.items():
+            assert [p for p, _, _ in phases] == order, (room, phases)  # no lap-chole phase is optional
+            ((room_case, room_start),) = db.query("SELECT case_id, started_at FROM procedures WHERE room = %s",
+                                                  (room,))
+            stored = db.query("SELECT phase, extract(epoch FROM started_at - %s)::float8, "
+                              "extract(epoch FROM ended_at - %s)::float8 FROM procedure_phases WHERE case_id = %s "
+                              "ORDER BY started_at", (room_start, room_start, room_case))
+            assert stored == phases, (room, stored, phases)
         case_id, started = db.query("SELECT case_id, started_at FROM procedures WHERE room = 'OR-1'")[0]
-        phases = db.query("SELECT phase FROM procedure_phases WHERE case_id = %s ORDER BY started_at", (case_id,))
-        assert [p for (p,) in phases][:2] == ["access", "calot_dissection"], phases
         outside = db.query(
             "SELECT e.device_id, e.code, extract(epoch FROM e.ts - %s)::float FROM events e JOIN devices d "
             "USING (device_id) WHERE d.room = 'OR-1' AND e.kind = 'activation_start' AND e.ts >= %s "
             "AND NOT EXISTS (SELECT 1 FROM procedure_phases p WHERE p.case_id = %s AND e.ts >= p.started_at "
             "AND e.ts < p.ended_at) ORDER BY e.ts", (started, started, case_id))
-        spans = db.query("SELECT phase, extract(epoch FROM started_at - %s)::float, "
-                         "extract(epoch FROM ended_at - %s)::float FROM procedure_phases WHERE case_id = %s "
-                         "ORDER BY started_at", (started, started, case_id))
-        print(f"lap-chole OR-1 case {case_id}: phases (s from case start) {spans}; "
+        print(f"lap-chole OR-1 case {case_id}: phases (s from case start) {planned['OR-1']}; "
               f"activations outside every phase: {outside}")
         # only the devices the scenario keeps on outside the phases may start there: the warmer at case start,
         # the sustained camera/insufflator/light, the smoke evacuator trailing an ESU burst by its follow delay
@@ -233,12 +274,16 @@ def test_lap_chole_timeline_screenshot_from_a_real_simulated_day(
         driver = logged_in(base)
         driver.set_window_size(1600, 1500)
         driver.get(f"{base}/procedures/{case_id}")
-        wait_text(driver, "access", "calot_dissection", "closure", css="#procedure-timeline", timeout=60)
+        wait_text(driver, *order, css="#procedure-timeline", timeout=60)
         assert driver.find_elements(By.CSS_SELECTOR, "#procedure-timeline .barlayer .point")
+        # the bands read in the procedure's order (polled: a re-render may pull the labels from under us)
+        wait_until(lambda: _labels(driver, "#procedure-timeline .annotation-text", order) == order, timeout=10,
+                   interval=0.2, what=f"phase labels in the order {order}")
         # the whole figure (lanes and every metric subplot), not just the first screen of it
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1600, int(height) + 40)
-        wait_text(driver, "access", "closure", css="#procedure-timeline", timeout=30)
+        wait_text(driver, order[0], order[-1], css="#procedure-timeline", timeout=30)
         driver.save_screenshot(str(tmp_path / "timeline.png"))
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        SCREENSHOT.write_bytes((tmp_path / "timeline.png").read_bytes())
+        if os.environ.get("ORTEL_UPDATE_SCREENSHOTS") == "1":
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            SCREENSHOT.write_bytes((tmp_path / "timeline.png").read_bytes())

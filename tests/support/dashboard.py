@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dashboard.credentials import add_user
+from dashboard.settings import DashboardSettings
 from ortel_cli.stack import free_port
 from tests.support.harness import Database
 from tests.support.poll import wait_until
@@ -23,6 +24,8 @@ from tests.support.seed import SeedResult
 
 USER = "engineer"
 PASSWORD = "ortel-engineer-pw"
+# How often live pages poll out of the box: what the product's "updates within 2 s" is measured against.
+PRODUCT_REFRESH_S = float(DashboardSettings.model_fields["refresh_interval_s"].default)
 
 
 @dataclass(frozen=True)

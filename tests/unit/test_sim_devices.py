@@ -12,7 +12,16 @@ import pytest
 import wire
 from edge_agent.units import conversion_for
 from simulators.devices import FAMILIES, Segment, make_device
+from simulators.devices.anaesthesia import O2_CLEAR_BAR, O2_LOW_BAR
 from simulators.devices.base import US
+from simulators.devices.camera import LAMP_CLEAR_CEL, LAMP_OVERTEMP_CEL
+from simulators.devices.esu import REM_CLEAR_OHM, REM_LIMIT_OHM
+from simulators.devices.insufflator import CLEAR_MMHG, OVERPRESSURE_MMHG
+from simulators.devices.robot import COLLISION_CLEAR_NM, COLLISION_LIMIT_NM
+from simulators.devices.stapler import EXCESSIVE_FORCE_N, FORCE_CLEAR_N
+from simulators.devices.suction_irrigation import FULL_ML
+from simulators.devices.ultrasonic import BLADE_CLEAR_CEL, BLADE_LIMIT_CEL
+from simulators.devices.warming import CUTOUT_CEL, RESET_CEL
 from simulators.gateway import VirtualGateway
 from wire.device import DeviceEvent, Hello, Sample, encode_line, parse_line
 
@@ -22,8 +31,10 @@ UNIT_SUFFIX = {"W": "_w", "Ohm": "_ohm", "N": "_n", "%": "_pct", "mm[Hg]": "_mmh
                "s": "_s", "bar": "_bar", "mm": "_mm"}
 
 
-def run(family: str, *, seed: int = 3, active_s: int = 900, activity: float = 1.0, params: dict | None = None):
-    dev = make_device(family, device_id=f"{family.replace('_', '-')}-or1", rng=np.random.default_rng(seed))
+def run(family: str, *, seed: int = 3, active_s: int = 900, activity: float = 1.0, params: dict | None = None,
+        fault_rate: float = 1.0):
+    dev = make_device(family, device_id=f"{family.replace('_', '-')}-or1", rng=np.random.default_rng(seed),
+                      fault_rate=fault_rate)
     segs = [
         Segment(T0, T0 + 120 * US, 0.0),
         Segment(T0 + 120 * US, T0 + (120 + active_s) * US, activity, phase="work", params=params or {}),
@@ -328,6 +339,126 @@ def test_segments_split_anywhere_give_the_same_sample_grid() -> None:
     two = [s.ts_us for s in dev.lines([Segment(T0, T0 + 33 * US + 7, 0.0), Segment(T0 + 33 * US + 7, T0 + 100 * US)])
            if isinstance(s, Sample)]
     assert one == two and len(one) == 50
+
+
+# ------------------------------------------------------------------ alarms are read off the readings
+# A clinical engineer watching the dashboard sees the metric go past its limit as the alarm comes and back before
+# it goes. ``fault_rate`` makes the (normally rare) causes frequent enough to test.
+
+
+def _torque(v: dict) -> float:
+    return max(v[f"arm{a}_torque_nm"] for a in (1, 2, 3, 4))
+
+
+def _over_set(v: dict) -> float:
+    return v["pressure_mmhg"] - v["pressure_set_mmhg"]
+
+
+def _firing(v: dict) -> float:
+    return v["firing_force_n"] or 0.0  # not measured between firings
+
+
+def alarm_spans(lines, code: str) -> list[tuple[DeviceEvent, DeviceEvent]]:
+    """(raised, cleared) pairs of one alarm code; it alternates, and a last one may still be raised at the end."""
+    edges = [ev for ev in lines if isinstance(ev, DeviceEvent) and ev.code == code]
+    assert [ev.kind for ev in edges] == ["alarm_raised", "alarm_cleared"] * (len(edges) // 2) + \
+        ["alarm_raised"] * (len(edges) % 2)
+    return list(zip(edges[::2], edges[1::2], strict=False))
+
+
+ALARM_CAUSES = {
+    # code: (family, reading, raised when, cleared when, run kwargs)
+    "overtemp_cutout": ("patient_warming", "outlet_temp_cel", lambda x: x > CUTOUT_CEL, lambda x: x < RESET_CEL,
+                        {"fault_rate": 200, "active_s": 1800}),
+    "o2_supply_low": ("anaesthesia_workstation", "o2_pipeline_bar", lambda x: x < O2_LOW_BAR,
+                      lambda x: x > O2_CLEAR_BAR, {"fault_rate": 200, "active_s": 1800}),
+    "lamp_overtemp": ("light_source", "lamp_temp_cel", lambda x: x > LAMP_OVERTEMP_CEL, lambda x: x < LAMP_CLEAR_CEL,
+                      {"fault_rate": 50, "active_s": 1800}),
+    "overpressure": ("insufflator", _over_set, lambda x: x > OVERPRESSURE_MMHG, lambda x: x < CLEAR_MMHG,
+                     {"fault_rate": 20}),
+    "rem_contact": ("esu", "rem_impedance_ohm", lambda x: x > REM_LIMIT_OHM, lambda x: x < REM_CLEAR_OHM,
+                    {"fault_rate": 20}),
+    "arm_collision": ("surgical_robot", _torque, lambda x: x > COLLISION_LIMIT_NM, lambda x: x < COLLISION_CLEAR_NM,
+                      {"fault_rate": 40}),
+    "blade_overtemp": ("ultrasonic", "blade_temp_cel", lambda x: x > BLADE_LIMIT_CEL, lambda x: x < BLADE_CLEAR_CEL,
+                       {"fault_rate": 80, "active_s": 1800}),
+    "excessive_force": ("stapler", _firing, lambda x: x > EXCESSIVE_FORCE_N, lambda x: x < FORCE_CLEAR_N,
+                        {"seed": 8, "active_s": 7200}),
+}
+
+
+@pytest.mark.parametrize("code", sorted(ALARM_CAUSES))
+def test_alarms_come_and_go_with_the_reading_that_causes_them(code: str) -> None:
+    family, reading, past_limit, back, kw = ALARM_CAUSES[code]
+    _, lines = run(family, **kw)
+    ss = samples(lines)
+    at = np.array([s.ts_us for s in ss])
+
+    def value(i: int) -> float:
+        return reading(ss[i].values) if callable(reading) else ss[i].values[reading]
+
+    spans = alarm_spans(lines, code)
+    assert spans, "the cause occurred and passed"
+    for raised, cleared in spans:
+        i, j = (int(np.searchsorted(at, ev.ts_us)) for ev in (raised, cleared))
+        assert 0 < i < j < len(ss)
+        shown = [value(k) for k in range(i, j + 1)]
+        # old models drew these alarms at random times: the reading at the alarm was normal
+        assert at[i] == raised.ts_us and past_limit(shown[0]) and not past_limit(value(i - 1)), (code, shown[:3])
+        assert not any(back(x) for x in shown[:-1]) and back(shown[-1]), (code, shown)
+
+
+def test_warmer_cut_out_stops_heater_and_blower_and_the_outlet_cools() -> None:
+    _, lines = run("patient_warming", fault_rate=200, active_s=1800)
+    ss = samples(lines)
+    spans = alarm_spans(lines, "overtemp_cutout")
+    assert spans
+    for raised, cleared in spans:
+        during = [s.values for s in ss if raised.ts_us <= s.ts_us <= cleared.ts_us]
+        assert during[0]["outlet_temp_cel"] > CUTOUT_CEL and all(v["blower_pct"] == 0 for v in during)
+        assert during[-1]["outlet_temp_cel"] < RESET_CEL < during[0]["outlet_temp_cel"] - 5
+
+
+def test_canister_reads_full_for_as_long_as_canister_full_is_raised() -> None:
+    _, lines = run("suction_irrigation", active_s=3 * 3600)
+    ss = samples(lines)
+    spans = alarm_spans(lines, "canister_full")
+    assert spans
+    for raised, cleared in spans:
+        held = [s.values["canister_ml"] for s in ss if raised.ts_us <= s.ts_us < cleared.ts_us]
+        # the old model emptied the canister at the instant it raised the alarm, and kept the alarm for a minute
+        assert held and min(held) >= FULL_ML and len(set(held)) == 1, held[:3]
+        after = next(s.values["canister_ml"] for s in ss if s.ts_us >= cleared.ts_us)
+        assert after < 50, "a fresh canister once the alarm clears"
+
+
+def test_vessel_sealer_check_jaws_only_for_cycles_whose_impedance_never_rose() -> None:
+    _, lines = run("vessel_sealer", fault_rate=5)
+    ss = samples(lines)
+    at = np.array([s.ts_us for s in ss])
+    ends = [ev for ev in lines if isinstance(ev, DeviceEvent) and ev.code in ("check_jaws", "seal_complete")
+            and ev.kind != "alarm_cleared"]
+    final = {ev.code: [] for ev in ends}
+    for ev in ends:
+        final[ev.code].append(ss[int(np.searchsorted(at, ev.ts_us)) - 1].values["impedance_ohm"])
+    # the old model aborted cycles whose impedance had risen to the seal end point like any other
+    assert final["check_jaws"] and max(final["check_jaws"]) < 100, final["check_jaws"]
+    assert min(final["seal_complete"]) > 250
+    assert len(final["check_jaws"]) >= 3 and len(final["seal_complete"]) >= 20
+
+
+def test_stapler_reports_the_peak_its_samples_show() -> None:
+    _, lines = run("stapler", seed=8, active_s=7200)
+    ss = samples(lines)
+    alarms = [ev.ts_us for ev in lines if isinstance(ev, DeviceEvent) and ev.kind == "alarm_raised"]
+    stops = {ev.ts_us: ev for ev in lines if isinstance(ev, DeviceEvent) and ev.kind == "activation_stop"}
+    fires = windows(lines, "fire")
+    for s, e in fires:
+        force = [x.values["firing_force_n"] for x in ss if s <= x.ts_us < e]
+        peak = stops[e].attrs["peak_force_n"]
+        assert peak == pytest.approx(max(force), abs=0.06)  # reported to 0.1 N, sampled to 1 mN
+        assert (peak > EXCESSIVE_FORCE_N) == any(s <= a < e for a in alarms), (peak, s)
+    assert len(fires) > 50 and len(alarms) >= 2
 
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "sim_device_lines.ndjson"
