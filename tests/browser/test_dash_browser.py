@@ -2,16 +2,13 @@
 
 Checks what an engineer sees (not just status codes), that the overview follows the database live, that
 acknowledging an alarm writes the audit trail, and that nothing is served without a session. Screenshots of
-every page land in a temp dir; with ORTEL_UPDATE_SCREENSHOTS=1 the overview and the timeline are also written
-to docs/screenshots/ (the commit-ready ones).
+every page land in a temp dir (the README's come from the simulated run, ``test_dash_simulated.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -61,12 +58,9 @@ def _click(driver: webdriver.Chrome, element_id: str) -> bool:
     return False
 
 
-def _shot(driver: webdriver.Chrome, directory: Path, name: str, *, commit: bool = False) -> Path:
+def _shot(driver: webdriver.Chrome, directory: Path, name: str) -> Path:
     path = directory / f"{name}.png"
     driver.save_screenshot(str(path))
-    if commit and os.environ.get("ORTEL_UPDATE_SCREENSHOTS") == "1":
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
     return path
 
 
@@ -132,7 +126,7 @@ def test_overview_shows_rooms_states_and_the_running_case(browser: webdriver.Chr
     wait_text(browser, "unknown", css=row.format("esu-or3"))
     wait_text(browser, "offline", css=row.format("ventilator-or4"))
     wait_text(browser, "Gateway down", css='[data-room="OR-3"]')
-    _shot(browser, screenshot_dir, "overview", commit=True)
+    _shot(browser, screenshot_dir, "overview")
     browser.set_window_size(1600, 1000)
 
 
@@ -225,7 +219,7 @@ def test_procedures_list_and_timeline(browser: webdriver.Chrome, dashboard: Seed
               "cut activation", "alarm", css="#procedure-timeline", timeout=30)
     wait_text(browser, "insuff-or1", "%", css="#procedure-completeness")
     assert browser.find_elements(By.CSS_SELECTOR, "#procedure-timeline .barlayer .point")  # activation segments
-    _shot(browser, screenshot_dir, "timeline", commit=True)
+    _shot(browser, screenshot_dir, "timeline")
     browser.set_window_size(1600, 1000)
 
 

@@ -14,6 +14,7 @@ are the seeded generator's own (its hellos, computed here from the same plan), p
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 import time
@@ -28,7 +29,7 @@ from selenium.webdriver.common.by import By
 
 from dashboard.status import device_label
 from ortel_cli.stack import Database, PostgresServer
-from tests.browser.test_dash_browser import wait_text
+from tests.browser.test_dash_browser import DOCS_SHOTS, wait_text
 from tests.integration.ingest_kit import ingest_process, running
 from tests.support.browser import chromium, login
 from tests.support.dashboard import PASSWORD, USER, running_dashboard
@@ -241,7 +242,13 @@ def _table_row(driver: webdriver.Chrome, table_id: str, first_cell: str) -> list
 
 
 def _shot(driver: webdriver.Chrome, directory: Path, name: str) -> None:
-    driver.save_screenshot(str(directory / f"simulated-{name}.png"))
+    """Every page to the session's temp dir; with ORTEL_UPDATE_SCREENSHOTS=1 the overview and the timeline,
+    simulator traffic through the real pipeline, also become the README's docs/screenshots/."""
+    path = directory / f"simulated-{name}.png"
+    driver.save_screenshot(str(path))
+    if name in ("overview", "timeline") and os.environ.get("ORTEL_UPDATE_SCREENSHOTS") == "1":
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
 
 
 # ------------------------------------------------------------------------------------------------ pages
