@@ -24,7 +24,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.service import Agent
 from ortel_cli.stack import free_port
 from tests.faults.mqtt_watch import TopicWatch
-from tests.faults.test_agent_e2e_ingest import _diagnose, _ingest
+from tests.faults.test_agent_e2e_ingest import _diagnose, _ingest, assert_counted_once, stored_counter
 from tests.integration.test_agent_flow import T0, device_lines, settings_for
 from tests.support.harness import TEST_PASSWORD
 from tests.support.poll import async_wait_until, wait_until
@@ -166,9 +166,7 @@ async def test_broker_sigkill_loses_its_queue_the_watermark_restores_it(make_bro
                   adapters=[QueueAdapter(device_lines(devices, QUEUED_N, t0=t0))])
     stop = asyncio.Event()
 
-    async def stored() -> int:
-        return int(await asyncio.to_thread(db.scalar, "SELECT count(*) FROM samples WHERE device_id = ANY(%s)",
-                                           (devices,)))
+    stored = stored_counter(db, devices)
 
     try:
         with TopicWatch(server.port, "$SYS/broker/store/messages/count") as store:
@@ -204,16 +202,7 @@ async def test_broker_sigkill_loses_its_queue_the_watermark_restores_it(make_bro
                 stop.set()
     finally:
         ingest.stop()
-    total, distinct = db.query(
-        "SELECT count(*), count(DISTINCT (device_id, metric, ts)) FROM samples WHERE device_id = ANY(%s)",
-        (devices,))[0]
-    assert total == distinct == expected, "missing = 0, duplicated = 0"
-    ledger = db.scalar("SELECT sum(n_samples) FROM received WHERE gateway_id = %s AND status = 'stored'", (gw,))
-    assert ledger == expected, "each record stored once in the ledger"
-    for device in devices:
-        seqs = [r[0] for r in db.query("SELECT seq FROM received WHERE gateway_id = %s AND stream = %s"
-                                       " ORDER BY seq", (gw, device))]
-        assert seqs == list(range(1, len(seqs) + 1)), "every seq from 1, none skipped"
+    assert_counted_once(db, gw, devices, expected)
     # Every copy published before ingest started is gone (killed broker, then no subscriber): what PostgreSQL
     # holds was published by a re-send queued after ingest started.
     assert agent.metrics.resends._value.get() > resends_before_ingest >= 0, "delivered by the agent's re-send"

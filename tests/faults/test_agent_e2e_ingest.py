@@ -30,20 +30,46 @@ def _ingest(server, db, tmp_path, uid: str) -> Service:
     return Service(["ingest"], env=env, log=tmp_path / "ingest.log")
 
 
-async def test_broker_sigkill_with_real_ingest_counts_every_sample(make_broker, db, uid, tmp_path) -> None:
+def assert_counted_once(db, gw: str, devices: list[str], expected: int) -> None:
+    """missing = 0 and duplicated = 0, counted three ways: rows, the ledger's samples per stored record (a
+    record stored twice would count twice there), and seqs 1..N per stream without a hole."""
+    total, distinct = db.query(
+        "SELECT count(*), count(DISTINCT (device_id, metric, ts)) FROM samples WHERE device_id = ANY(%s)",
+        (devices,))[0]
+    assert total == distinct == expected, "missing = 0, duplicated = 0"
+    ledger = db.scalar("SELECT sum(n_samples) FROM received WHERE gateway_id = %s AND status = 'stored'", (gw,))
+    assert ledger == expected, "each record stored once in the ledger"
+    for device in devices:
+        seqs = [r[0] for r in db.query("SELECT seq FROM received WHERE gateway_id = %s AND stream = %s"
+                                       " ORDER BY seq", (gw, device))]
+        assert seqs == list(range(1, len(seqs) + 1)), "every seq from 1, none skipped"
+
+
+def stored_counter(db, devices: list[str]):
+    """An async count of the devices' rows in PostgreSQL, for ``async_wait_until``."""
+    async def stored() -> int:
+        return int(await asyncio.to_thread(db.scalar, "SELECT count(*) FROM samples WHERE device_id = ANY(%s)",
+                                           (devices,)))
+    return stored
+
+
+def _rig(make_broker, db, uid: str, tmp_path, *, n: int, t0: int):
+    """A private broker, the real ingest on it, and an agent feeding 2 devices ``n`` readings at 100/s."""
     server = make_broker()
     gw = f"gw-{uid}"
     server.add_user(gw, TEST_PASSWORD)
     devices = [f"dev-{uid}-{k}" for k in range(2)]
     ingest = _ingest(server, db, tmp_path, uid).start()
-    t0 = time.time_ns() // 1000 - 60_000_000  # a minute ago: well inside ingest's accepted time range
     agent = Agent(settings=settings_for(server.port, gw, tmp_path, ack_timeout_s=2.0),
-                  adapters=[QueueAdapter(device_lines(devices, N, rate_hz=100, t0=t0))])
-    stop = asyncio.Event()
+                  adapters=[QueueAdapter(device_lines(devices, n, rate_hz=100, t0=t0))])
+    return server, gw, devices, ingest, agent
 
-    async def stored() -> int:
-        return int(await asyncio.to_thread(db.scalar, "SELECT count(*) FROM samples WHERE device_id = ANY(%s)",
-                                           (devices,)))
+
+async def test_broker_sigkill_with_real_ingest_counts_every_sample(make_broker, db, uid, tmp_path) -> None:
+    t0 = time.time_ns() // 1000 - 60_000_000  # a minute ago: well inside ingest's accepted time range
+    server, gw, devices, ingest, agent = _rig(make_broker, db, uid, tmp_path, n=N, t0=t0)
+    stop = asyncio.Event()
+    stored = stored_counter(db, devices)
 
     try:
         async with asyncio.TaskGroup() as tg:
@@ -64,14 +90,7 @@ async def test_broker_sigkill_with_real_ingest_counts_every_sample(make_broker, 
             stop.set()
     finally:
         ingest.stop()
-    total, distinct = db.query(
-        "SELECT count(*), count(DISTINCT (device_id, metric, ts)) FROM samples WHERE device_id = ANY(%s)",
-        (devices,))[0]
-    assert total == distinct == N * len(devices), "missing = 0, duplicated = 0"
-    for device in devices:
-        seqs = {r[0] for r in db.query("SELECT seq FROM received WHERE gateway_id = %s AND stream = %s",
-                                       (gw, device))}
-        assert seqs == set(range(1, max(seqs) + 1)), "every seq accounted for in the ledger"
+    assert_counted_once(db, gw, devices, N * len(devices))
 
 
 def _kill_and_restart(server) -> None:
@@ -129,19 +148,10 @@ def _stop_for(server, seconds: float) -> None:
 
 @pytest.mark.slow
 async def test_broker_down_30_s_every_seq_arrives_in_order_none_twice(make_broker, db, uid, tmp_path) -> None:
-    server = make_broker()
-    gw = f"gw-{uid}"
-    server.add_user(gw, TEST_PASSWORD)
-    devices = [f"dev-{uid}-{k}" for k in range(2)]
-    ingest = _ingest(server, db, tmp_path, uid).start()
     t0 = time.time_ns() // 1000 - 600_000_000  # device time runs 10x ahead of the pacing: keep it past
-    agent = Agent(settings=settings_for(server.port, gw, tmp_path, ack_timeout_s=2.0),
-                  adapters=[QueueAdapter(device_lines(devices, LONG_N, rate_hz=100, t0=t0))])
+    server, gw, devices, ingest, agent = _rig(make_broker, db, uid, tmp_path, n=LONG_N, t0=t0)
     stop = asyncio.Event()
-
-    async def stored() -> int:
-        return int(await asyncio.to_thread(db.scalar, "SELECT count(*) FROM samples WHERE device_id = ANY(%s)",
-                                           (devices,)))
+    stored = stored_counter(db, devices)
 
     try:
         async with asyncio.TaskGroup() as tg:

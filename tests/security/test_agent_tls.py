@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from edge_agent.adapters.inproc import QueueAdapter
 from edge_agent.service import Agent
-from tests.faults.test_agent_e2e_ingest import _ingest
+from tests.faults.test_agent_e2e_ingest import _ingest, assert_counted_once
 from tests.integration.test_agent_flow import device_lines, settings_for
 
 N = 200  # readings per device
@@ -34,13 +34,5 @@ async def test_agent_over_mutual_tls_delivers_every_sample_and_drains(tls_broker
         ingest.stop()
     assert agent.outbox.sync.records == 0, "drained only by watermarks that arrived over TLS"
     assert agent.metrics.dead_letters._value.get() == 0, "nothing refused by the broker"
-    total, distinct = db.query(
-        "SELECT count(*), count(DISTINCT (device_id, metric, ts)) FROM samples WHERE device_id = ANY(%s)",
-        (devices,))[0]
-    assert (total, distinct) == (N * len(devices), N * len(devices))
-    per_stream = db.query(
-        "SELECT stream, count(*), max(seq) FROM received WHERE gateway_id = %s AND status = 'stored'"
-        " GROUP BY stream ORDER BY stream", (gw,))
-    assert [r[0] for r in per_stream] == sorted(devices)
-    assert all(count == top for _, count, top in per_stream), "seqs 1..N once each: no gap, no duplicate"
+    assert_counted_once(db, gw, devices, N * len(devices))
     assert db.scalar("SELECT count(*) FROM dead_letters WHERE gateway_id = %s", (gw,)) == 0
