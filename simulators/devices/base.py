@@ -33,6 +33,7 @@ __all__ = [
     "Line",
     "Segment",
     "Window",
+    "alarm_active",
     "bursts",
     "grid",
     "inside",
@@ -135,6 +136,16 @@ def lag(target: np.ndarray, x0: float, *, alpha: float, noise: np.ndarray) -> np
         out[i] = x
     tracked: np.ndarray = out + noise
     return tracked
+
+
+def alarm_active(ts: np.ndarray, events: Sequence[DeviceEvent], raised_before: bool) -> np.ndarray:
+    """Per sample of ``ts``: is the alarm of ``events`` (one code, from ``DeviceModel.limit_alarm``) raised?
+    Raised from the sample stamped with its raise, cleared from the sample stamped with its clear."""
+    active = np.full(len(ts), raised_before)
+    for ev in sorted(events, key=lambda e: e.ts_us):
+        if ev.kind in (EventKind.ALARM_RAISED, EventKind.ALARM_CLEARED):
+            active[int(np.searchsorted(ts, ev.ts_us)):] = ev.kind == EventKind.ALARM_RAISED
+    return active
 
 
 class DeviceModel(ABC):

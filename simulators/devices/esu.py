@@ -5,14 +5,15 @@ per minute during dissection. Tissue impedance is measured only during an activa
 desiccates; the generator delivers less than the set power into high impedance. The return-electrode
 monitor (REM) measures pad contact continuously: when the pad peels (``fault_rate`` scales how often) the
 contact impedance climbs, ``rem_contact`` is raised once it passes ``REM_LIMIT_OHM`` and cleared once the pad is
-pressed back and the impedance is below ``REM_CLEAR_OHM``.
+pressed back and the impedance is below ``REM_CLEAR_OHM``. Like a real generator, it delivers no power while
+``rem_contact`` is raised: a pedal press then is an activation request with 0 W (and no tissue reading).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulators.devices.base import Chunk, DeviceModel, Segment, bursts, inside, lag, locate, metric
+from simulators.devices.base import Chunk, DeviceModel, Segment, alarm_active, bursts, inside, lag, locate, metric
 from wire.models import Severity
 
 __all__ = ["REM_CLEAR_OHM", "REM_LIMIT_OHM", "Esu"]
@@ -69,15 +70,19 @@ class Esu(DeviceModel):
         if n:
             self.rem_level = float(level[-1])
         rem = level + noise
-        events += self.limit_alarm(ts, rem, code="rem_contact", severity=Severity.HIGH,
-                                   text="return electrode contact quality low", over=REM_LIMIT_OHM,
-                                   clear_at=REM_CLEAR_OHM)
+        was_raised = "rem_contact" in self._alarmed
+        rem_events = self.limit_alarm(ts, rem, code="rem_contact", severity=Severity.HIGH,
+                                      text="return electrode contact quality low", over=REM_LIMIT_OHM,
+                                      clear_at=REM_CLEAR_OHM)
+        events += rem_events
+        inhibited = alarm_active(ts, rem_events, was_raised)
+        delivering = on & ~inhibited
         return Chunk(
             ts_us=ts,
             values={
                 "power_set_w": set_w,
-                "power_w": np.maximum(power, 0.0),
-                "impedance_ohm": np.where(on, tissue, np.nan),
+                "power_w": np.where(delivering, np.maximum(power, 0.0), 0.0),
+                "impedance_ohm": np.where(delivering, tissue, np.nan),
                 "rem_impedance_ohm": rem,
             },
             events=events,

@@ -483,3 +483,17 @@ def test_golden_device_lines() -> None:
     assert GOLDEN.read_bytes().splitlines(keepends=True) == lines
     for raw in lines:
         assert encode_line(parse_line(raw)) == raw
+
+
+def test_esu_delivers_no_power_while_the_return_electrode_alarm_is_raised() -> None:
+    """A real generator inhibits output on a REM alarm: pedal presses then are requests at 0 W."""
+    _, lines = run("esu", fault_rate=20)
+    ss = samples(lines)
+    spans = alarm_spans(lines, "rem_contact")
+    activations = windows(lines)
+    during = [s for s in ss for raised, cleared in spans if raised.ts_us <= s.ts_us < cleared.ts_us]
+    requested = [s for s in during if within(s.ts_us, activations)]
+    assert requested, "some activations were requested during an alarm (raise fault_rate if not)"
+    assert all(s.values["power_w"] == 0.0 and s.values["impedance_ohm"] is None for s in requested)
+    delivered = [s for s in ss if within(s.ts_us, activations) and s not in during]
+    assert delivered and sum(s.values["power_w"] > 0 for s in delivered) > 0.9 * len(delivered)
