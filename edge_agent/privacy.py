@@ -49,6 +49,17 @@ class Scrubber:
             text = pattern.sub(REDACTED, text)
         return text
 
+    def leaks_in(self, value: object) -> list[str]:
+        """The matches in every string of ``value`` (a message's JSON-ready dump: dicts, lists, keys included).
+        Numbers are not text: a site pattern for bare digits must not flag a reading or a timestamp."""
+        if isinstance(value, str):
+            return self.leaks(value)
+        if isinstance(value, dict):
+            return [m for k, v in value.items() for m in (*self.leaks_in(k), *self.leaks_in(v))]
+        if isinstance(value, list | tuple):
+            return [m for v in value for m in self.leaks_in(v)]
+        return []
+
     def leaks(self, text: str) -> list[str]:
         """The matches still present in ``text`` (used by tests and by the agent's last check before it stores a
         record or publishes a birth)."""

@@ -221,9 +221,10 @@ class Agent:
 
     def _leaks(self, message: BaseModel) -> bool:
         """The last check before a record is stored or a birth published: no configured identifier pattern in
-        its encoded form. Every free-text field is scrubbed already; a match here is a bug, so the record is
-        refused (counted, logged without the match) rather than sent. Telemetry carries only numbers and ids."""
-        found = self.pipeline.scrub.leaks(encode(message).decode())
+        any of its strings. Every free-text field is scrubbed already, so a match is an id that looks like a
+        patient identifier, or a bug: the record is refused (counted, logged without the match) rather than
+        sent. Numbers are not checked; telemetry carries only numbers and ids and is not checked at all."""
+        found = self.pipeline.scrub.leaks_in(message.model_dump(mode="json"))
         if found:
             self.metrics.bad_lines.labels(adapter="privacy").inc()
             log.error("record withheld: it still matches an identifier pattern", kind=type(message).__name__,

@@ -18,7 +18,7 @@ from ingest.rows import event_row, samples_copy
 from ingest.timeconv import ts
 from wire import Event, EventKind, ProcedureEvent, TelemetryBatch
 
-__all__ = ["STAGING_DDL", "Stored", "store_events", "store_procedures", "store_samples"]
+__all__ = ["STAGING_DDL", "Collision", "Stored", "store_events", "store_procedures", "store_samples"]
 
 # Temporary tables live per connection and are emptied at each commit; created once per pooled connection.
 STAGING_DDL = (
@@ -36,9 +36,8 @@ _US = "timestamptz 'epoch' + {col} * interval '1 microsecond'"  # exact: interva
 class Stored:
     inserted: int
     conflicts: int  # staged rows already stored: redeliveries, and the collisions below
-    # records with samples at a stored (device, metric, ts) of another seq, dead-lettered:
-    # (gateway_id, device_id, topic, detail) each
-    collisions: tuple[tuple[str, str, str, str], ...] = ()
+    # records with samples at a stored (device, metric, ts) of another seq: those samples are dead-lettered
+    collisions: tuple[Collision, ...] = ()
 
 
 def store_samples(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch]) -> Stored:
@@ -79,32 +78,46 @@ def store_samples(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch]) -> Sto
 # redelivery: the device's clock stepped back, or two gateways report one device id. The stored sample stays;
 # the newcomer is kept as a dead letter, one per colliding record, so nothing is dropped silently.
 _COLLISIONS = f"""
-INSERT INTO dead_letters (topic, payload, reason, detail, gateway_id, device_id)
-SELECT format('ortel/v1/%%s/dev/%%s/telemetry', g.gateway_id, k.device_id),
-       convert_to(json_build_object('device_id', k.device_id, 'seq', s.seq, 'samples',
-           json_agg(json_build_object('metric', k.metric, 'ts_us', s.ts_us, 'value', s.value)
-                    ORDER BY s.ts_us, k.metric))::text, 'UTF8'),
-       'ts_collision',
-       format('%%s sample(s) of seq %%s have the device time of stored samples of seq %%s (first at %%s): '
-              'kept here, not stored; did the device clock step back?', count(*), s.seq,
-              string_agg(DISTINCT x.seq::text, ', '), min(x.ts)),
-       g.gateway_id, k.device_id
-FROM ingest_stage_samples s
-JOIN unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(device_id, metric, series) ON k.series = s.series
-JOIN unnest(%s::text[], %s::text[]) AS g(device_id, gateway_id) ON g.device_id = k.device_id
-JOIN samples x ON x.device_id = k.device_id AND x.metric = k.metric AND x.ts = {_US.format(col='s.ts_us')}
-WHERE x.seq <> s.seq
-GROUP BY g.gateway_id, k.device_id, s.seq
-RETURNING gateway_id, device_id, topic, detail
+WITH c AS (
+    SELECT g.gateway_id, k.device_id, s.seq, count(*) AS n,
+           format('ortel/v1/%%s/dev/%%s/telemetry', g.gateway_id, k.device_id) AS topic,
+           convert_to(json_build_object('device_id', k.device_id, 'seq', s.seq, 'samples',
+               json_agg(json_build_object('metric', k.metric, 'ts_us', s.ts_us, 'value', s.value)
+                        ORDER BY s.ts_us, k.metric))::text, 'UTF8') AS payload,
+           format('%%s sample(s) of seq %%s have the device time of stored samples of seq %%s (first at %%s): '
+                  'kept here, not stored; did the device clock step back?', count(*), s.seq,
+                  string_agg(DISTINCT x.seq::text, ', '), min(x.ts)) AS detail
+    FROM ingest_stage_samples s
+    JOIN unnest(%s::text[], %s::text[]) WITH ORDINALITY AS k(device_id, metric, series) ON k.series = s.series
+    JOIN unnest(%s::text[], %s::text[]) AS g(device_id, gateway_id) ON g.device_id = k.device_id
+    JOIN samples x ON x.device_id = k.device_id AND x.metric = k.metric AND x.ts = {_US.format(col='s.ts_us')}
+    WHERE x.seq <> s.seq
+    GROUP BY g.gateway_id, k.device_id, s.seq
+), letters AS (
+    INSERT INTO dead_letters (topic, payload, reason, detail, gateway_id, device_id)
+    SELECT topic, payload, 'ts_collision', detail, gateway_id, device_id FROM c
+)
+SELECT gateway_id, device_id, seq, n, topic, detail FROM c ORDER BY device_id, seq
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Collision:
+    """One dead-lettered record's colliding samples."""
+
+    gateway_id: str
+    device_id: str
+    seq: int
+    samples: int
+    topic: str
+    detail: str
+
+
 def _collisions(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch], devices: Sequence[str],
-                metrics: Sequence[str]) -> tuple[tuple[str, str, str, str], ...]:
-    """The dead letters written: (gateway_id, device_id, topic, detail) each."""
+                metrics: Sequence[str]) -> tuple[Collision, ...]:
     owner = {b.device_id: b.gateway_id for b in batches}
     cur.execute(_COLLISIONS, (list(devices), list(metrics), list(owner), list(owner.values())))
-    return tuple(cur.fetchall())
+    return tuple(Collision(*row) for row in cur.fetchall())
 
 
 def store_events(cur: psycopg.Cursor, events: Sequence[Event]) -> Stored:

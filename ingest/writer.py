@@ -127,7 +127,10 @@ def _write(cur: psycopg.Cursor, items: Sequence[Item]) -> Outcome:
     stored_samples = store_samples(cur, batches)
     stored_events = store_events(cur, events)
     store_procedures(cur, [a.message for a in accepted if isinstance(a.message, ProcedureEvent)])
-    stored = [(k, a.samples, bool(getattr(a.message, "replay", False)))
+    # a record whose samples collided is stored, but only with the samples that were new
+    collided = {(c.gateway_id, c.device_id, c.seq): c.samples for c in stored_samples.collisions}
+    stored = [(k, a.samples - collided.get((k.gateway_id, k.stream, k.seq), 0),
+               bool(getattr(a.message, "replay", False)))
               for a in accepted if (k := ledger_key(a.message)) is not None]
     rejected = [d.ledger for d in letters if d.ledger is not None]
     ledger = record(cur, stored=stored, rejected=rejected, dropped=_drops(events))
@@ -141,8 +144,8 @@ def _write(cur: psycopg.Cursor, items: Sequence[Item]) -> Outcome:
                    for d in letters[:LOGGED_LETTERS]]
     if stored_samples.collisions:
         out.dead_letters["ts_collision"] += len(stored_samples.collisions)
-        out.letters += [("ts_collision", gw, dev, topic, detail[:200])
-                        for gw, dev, topic, detail in stored_samples.collisions[:LOGGED_LETTERS]]
+        out.letters += [("ts_collision", c.gateway_id, c.device_id, c.topic, c.detail[:200])
+                        for c in stored_samples.collisions[: LOGGED_LETTERS - len(out.letters)]]
     out.marks = {(m.gateway_id, m.stream): m.seq for m in ledger.marks}
     return out
 

@@ -191,5 +191,8 @@ def test_a_device_clock_stepping_back_is_dead_lettered_not_dropped(ingest_broker
     logged = [r for line in proc.service.output().splitlines() if line.startswith("{")
               and (r := orjson.loads(line))["event"] == "dead_lettered"]
     assert [(r["reason"], r["gateway_id"], r["device_id"]) for r in logged] == [("ts_collision", gw, dev)]
+    ledger = db.query("SELECT seq, n_samples FROM received WHERE gateway_id = %s AND stream = %s ORDER BY seq",
+                      (gw, dev))
+    assert ledger == [(1, 20), (2, 0)], "seq 2 is accounted for, but none of its samples counts as stored"
     assert_exactly_once(db, dev, range(1, 2), rows_per_batch=20)  # seq 1's samples untouched
     assert db.scalar("SELECT count(*) FROM samples WHERE device_id = %s AND value = 7.0", (dev,)) == 0

@@ -10,6 +10,7 @@ import pytest
 
 from edge_agent.outbox import DropRun, Outbox, contiguous_runs
 from edge_agent.pipeline import PRIORITY_EVENT, PRIORITY_TELEMETRY, Draft, Pipeline, Rejected
+from edge_agent.privacy import Scrubber
 from edge_agent.reports import drop_report
 from edge_agent.rules import RuleEngine, ThresholdRule
 from edge_agent.settings import AgentSettings
@@ -241,3 +242,12 @@ def test_a_watermark_above_anything_numbered_deletes_nothing_and_moves_numbering
         box._save_counters()
     with Outbox(path=path, max_bytes=10**9, max_age_us=10**15, report_drop=None) as box:  # type: ignore[arg-type]
         assert box._seq_for("dev-1") == 502, "the jump survives a restart"
+
+
+def test_the_last_privacy_check_reads_strings_not_numbers() -> None:
+    """A site pattern for bare 7-digit record numbers flags text, never a reading or a time."""
+    scrub = Scrubber((r"\b\d{7}\b",))
+    dump = {"device_id": "esu-1", "ts_us": 1234567, "attrs": {"value": 7654321.0, "note": "bed 1234567"},
+            "metrics": [{"name": "p", "low": 1000000}], "tags": ["ok", "id 7777777"]}
+    assert scrub.leaks_in(dump) == ["1234567", "7777777"]
+    assert scrub.leaks_in({"1234567": 1}) == ["1234567"], "keys are text too"
