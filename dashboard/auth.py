@@ -56,18 +56,24 @@ class _Credentials:
         self.path = path
         self._mtime: float | None = None
         self._users: dict[str, str] = {}
+        self._unreadable_at: float | None = -1.0  # mtime of the file last found unreadable (logged once)
 
     def users(self) -> dict[str, str]:
+        mtime: float | None = None
         try:
             mtime = self.path.stat().st_mtime
             if mtime != self._mtime:
                 self._users, self._mtime = credentials.parse(self.path.read_text()), mtime
+                self._unreadable_at = -1.0
         except FileNotFoundError:
             return {}
         except PermissionError:
-            # e.g. a container user that does not own the file: nobody can log in, and the log says why
-            log.error("cannot read the credentials file: no login possible", path=str(self.path),
-                      uid=os.getuid())
+            # e.g. a container user that does not own the file: nobody can log in, and the log says why, once
+            # per state of the file (every request asks: a log line each would flood the log)
+            if self._unreadable_at != mtime:
+                self._unreadable_at = mtime
+                log.error("cannot read the credentials file: no login possible", path=str(self.path),
+                          uid=os.getuid())
             return {}
         return self._users
 

@@ -90,7 +90,7 @@ class AgentSettings(BaseSettings):
     batch_max_samples: int = Field(50, ge=1, le=10_000, description="...or once it holds this many readings.")
     ack_timeout_s: float = Field(
         30.0, gt=0, description="Re-send a stream's uncommitted records when its watermark has not moved for "
-        "this long.")
+        "this long; each further re-send without progress waits twice as long, up to 8x this.")
     outbox_max_bytes: int = Field(512 * 1024 * 1024, ge=4096, description="Outbox bound in bytes (payloads).")
     outbox_max_age_s: float = Field(7 * 86400.0, gt=0, description="Telemetry older than this is dropped.")
     replay_rate: float = Field(

@@ -12,17 +12,19 @@ sits PUBACKed in the broker's queue for an offline ingest when the broker is SIG
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import orjson
 
 from edge_agent.adapters.inproc import QueueAdapter
 from edge_agent.outbox import Outbox
 from edge_agent.service import Agent
-from ortel_cli.stack import free_port
+from ortel_cli.stack import REPO_ROOT, free_port
 from tests.faults.mqtt_watch import TopicWatch
 from tests.faults.test_agent_e2e_ingest import _diagnose, _ingest, assert_counted_once, stored_counter
 from tests.integration.test_agent_flow import T0, device_lines, settings_for
@@ -129,10 +131,10 @@ async def test_broker_sigkill_loses_its_queue_the_watermark_restores_it(make_bro
     2. The agent publishes every record and each is PUBACKed (the broker has accepted it) while ingest is away,
        so nothing is committed and no watermark comes back. Mosquitto's $SYS store counter shows it holding
        them.
-    3. The broker is SIGKILLed before its first autosave (mosquitto.conf: ``autosave_interval 60``, which
-       ortel_cli/stack.py renders unchanged for ``make_broker``; the first save falls 60 s after start). Checked,
-       not assumed: no ``mosquitto.db`` was written after the first publish. The queue, ingest's session and
-       every retained message die with the process.
+    3. The broker is SIGKILLed before its first autosave (the repo's mosquitto.conf with ``autosave_interval``
+       raised from 60 to 3600 s, so a slow machine's set-up cannot reach it; in production the same loss
+       happens to whatever arrived since the last save). Checked, not assumed: no ``mosquitto.db`` was written
+       after the first publish. The queue, ingest's session and every retained message die with the process.
     4. The broker restarts empty; the agent reconnects and replays its outbox into a broker that nobody
        subscribes to (PUBACKed, dropped: lost a second time). Only then does ingest start.
     5. The last copies now live in the agent's outbox, and the only thing that can publish them again is the
@@ -143,7 +145,7 @@ async def test_broker_sigkill_loses_its_queue_the_watermark_restores_it(make_bro
     that check been absent, the only copies would have died in step 3 and PostgreSQL would end with 0 of the
     ``2 x QUEUED_N`` samples.
     """
-    server = make_broker()
+    server = make_broker(conf_template=_no_autosave_conf(tmp_path))
     gw = f"gw-{uid}"
     server.add_user(gw, TEST_PASSWORD)
     devices = [f"dev-{uid}-{k}" for k in range(2)]
@@ -207,6 +209,17 @@ async def test_broker_sigkill_loses_its_queue_the_watermark_restores_it(make_bro
     # holds was published by a re-send queued after ingest started.
     assert agent.metrics.resends._value.get() > resends_before_ingest >= 0, "delivered by the agent's re-send"
     assert agent.outbox.sync.records == 0
+
+
+def _no_autosave_conf(tmp_path: Path) -> Path:
+    """The repo's mosquitto.conf with its autosave pushed out of the test's reach: the kill must come before any
+    save however slow the machine is (the repo's 60 s is in reach of a loaded run's set-up)."""
+    original = (REPO_ROOT / "mosquitto.conf").read_text()
+    text, n = re.subn(r"(?m)^autosave_interval \d+$", "autosave_interval 3600", original)
+    assert n == 1, "mosquitto.conf has exactly one autosave_interval line"
+    path = tmp_path / "mosquitto-no-autosave.conf"
+    path.write_text(text)
+    return path
 
 
 def _healthy(port: int) -> bool:
