@@ -150,15 +150,7 @@ async def test_broker_sigkill_loses_its_queue_the_watermark_restores_it(make_bro
     server.add_user(gw, TEST_PASSWORD)
     devices = [f"dev-{uid}-{k}" for k in range(2)]
     expected = QUEUED_N * len(devices)
-    ops = free_port()
-    ingest = _ingest(server, db, tmp_path, uid)
-    ingest.env["ORTEL_INGEST_OPS_PORT"] = str(ops)  # /healthz answers 200 once its SUBACK is in and the DB is up
-
-    ingest.start()
-    try:
-        await asyncio.to_thread(wait_until, lambda: _healthy(ops), timeout=60, what="ingest subscribed")
-    finally:
-        ingest.stop()  # SIGTERM: a normal DISCONNECT; its session (expiry 1 day) stays on the broker, offline
+    ingest = await park_ingest(server, db, tmp_path, uid)
 
     saved = server.directory / "data" / "mosquitto.db"
     first_publish = time.time()
@@ -214,12 +206,31 @@ async def test_broker_sigkill_loses_its_queue_the_watermark_restores_it(make_bro
 def _no_autosave_conf(tmp_path: Path) -> Path:
     """The repo's mosquitto.conf with its autosave pushed out of the test's reach: the kill must come before any
     save however slow the machine is (the repo's 60 s is in reach of a loaded run's set-up)."""
+    return conf_with(tmp_path, "autosave_interval", "autosave_interval 3600")
+
+
+def conf_with(tmp_path: Path, setting: str, replacement: str) -> Path:
+    """A copy of the repo's mosquitto.conf with its one ``setting`` line replaced (by one or more lines)."""
     original = (REPO_ROOT / "mosquitto.conf").read_text()
-    text, n = re.subn(r"(?m)^autosave_interval \d+$", "autosave_interval 3600", original)
-    assert n == 1, "mosquitto.conf has exactly one autosave_interval line"
-    path = tmp_path / "mosquitto-no-autosave.conf"
+    text, n = re.subn(rf"(?m)^{setting} \S+$", replacement, original)
+    assert n == 1, f"mosquitto.conf has exactly one {setting} line"
+    path = tmp_path / f"mosquitto-{setting}.conf"  # read only by this process (render_mosquitto_conf)
     path.write_text(text)
     return path
+
+
+async def park_ingest(server, db, tmp_path: Path, uid: str):
+    """Start the real ingest until it has subscribed, then stop it: its persistent session and shared
+    subscription stay on the broker, offline, so Mosquitto queues what is published meanwhile."""
+    ops = free_port()
+    ingest = _ingest(server, db, tmp_path, uid)
+    ingest.env["ORTEL_INGEST_OPS_PORT"] = str(ops)  # /healthz answers 200 once its SUBACK is in and the DB is up
+    ingest.start()
+    try:
+        await asyncio.to_thread(wait_until, lambda: _healthy(ops), timeout=60, what="ingest subscribed")
+    finally:
+        ingest.stop()  # SIGTERM: a normal DISCONNECT; its session (expiry 1 day) stays on the broker, offline
+    return ingest
 
 
 def _healthy(port: int) -> bool:

@@ -24,7 +24,6 @@ here (the other 5 queued messages are the gateway's state and device births).
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import time
 from datetime import timedelta
@@ -35,10 +34,10 @@ import orjson
 from edge_agent.adapters.inproc import QueueAdapter
 from edge_agent.client import CheckedClient
 from edge_agent.service import Agent
-from ortel_cli.stack import REPO_ROOT, free_port
+from ortel_cli.stack import REPO_ROOT
 from tests.faults.mqtt_watch import TopicWatch
-from tests.faults.test_agent_broker_faults import _healthy
-from tests.faults.test_agent_e2e_ingest import _diagnose, _ingest, assert_counted_once, stored_counter
+from tests.faults.test_agent_broker_faults import conf_with, park_ingest
+from tests.faults.test_agent_e2e_ingest import _diagnose, assert_counted_once, stored_counter
 from tests.integration.test_agent_flow import device_lines, settings_for
 from tests.support.harness import TEST_PASSWORD
 from tests.support.poll import async_wait_until, wait_until
@@ -53,14 +52,8 @@ DROPPED = "$SYS/broker/publish/messages/dropped"
 
 def _small_queue_conf(tmp_path: Path) -> Path:
     """The repo's mosquitto.conf with ``max_queued_messages`` lowered to QUEUE_LIMIT and $SYS every second."""
-    original = (REPO_ROOT / "mosquitto.conf").read_text()
-    assert not re.search(r"(?m)^sys_interval", original), "no sys_interval of its own to override"
-    text, n = re.subn(r"(?m)^max_queued_messages \d+$", f"max_queued_messages {QUEUE_LIMIT}\nsys_interval 1",
-                      original)
-    assert n == 1, "mosquitto.conf has exactly one max_queued_messages line"
-    path = tmp_path / "mosquitto-small-queue.conf"  # read only by this process (render_mosquitto_conf)
-    path.write_text(text)
-    return path
+    assert "sys_interval" not in (REPO_ROOT / "mosquitto.conf").read_text(), "no sys_interval of its own"
+    return conf_with(tmp_path, "max_queued_messages", f"max_queued_messages {QUEUE_LIMIT}\nsys_interval 1")
 
 
 async def test_queue_overflow_while_ingest_is_offline_is_recovered_from_the_edge(make_broker, db, uid, tmp_path,
@@ -72,15 +65,7 @@ async def test_queue_overflow_while_ingest_is_offline_is_recovered_from_the_edge
     server.add_user(gw, TEST_PASSWORD)
     devices = [f"dev-{uid}-{k}" for k in range(2)]
     expected = N * len(devices)
-    ops = free_port()
-    ingest = _ingest(server, db, tmp_path, uid)
-    ingest.env["ORTEL_INGEST_OPS_PORT"] = str(ops)  # /healthz answers 200 once its SUBACK is in and the DB is up
-
-    ingest.start()
-    try:
-        await asyncio.to_thread(wait_until, lambda: _healthy(ops), timeout=30, what="ingest subscribed")
-    finally:
-        ingest.stop()  # SIGTERM: a normal DISCONNECT; its session (expiry 1 day) stays on the broker, offline
+    ingest = await park_ingest(server, db, tmp_path, uid)
 
     t0 = time.time_ns() // 1000 - 60_000_000  # a minute ago: inside ingest's accepted time range
     agent = Agent(settings=settings_for(server.port, gw, tmp_path, ack_timeout_s=ACK_TIMEOUT_S,
