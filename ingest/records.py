@@ -33,6 +33,18 @@ _US = "timestamptz 'epoch' + {col} * interval '1 microsecond'"  # exact: interva
 
 
 @dataclass(frozen=True, slots=True)
+class Collision:
+    """One dead-lettered record's colliding samples."""
+
+    gateway_id: str
+    device_id: str
+    seq: int
+    samples: int
+    topic: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stored:
     inserted: int
     conflicts: int  # staged rows already stored: redeliveries, and the collisions below
@@ -99,18 +111,6 @@ WITH c AS (
 )
 SELECT gateway_id, device_id, seq, n, topic, detail FROM c ORDER BY device_id, seq
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Collision:
-    """One dead-lettered record's colliding samples."""
-
-    gateway_id: str
-    device_id: str
-    seq: int
-    samples: int
-    topic: str
-    detail: str
 
 
 def _collisions(cur: psycopg.Cursor, batches: Sequence[TelemetryBatch], devices: Sequence[str],

@@ -206,8 +206,8 @@ class _WriterLoop:
         for reason, n in outcome.dead_letters.items():
             m.dead_letters.labels(reason).inc(n)
         for reason, gateway_id, device_id, topic, detail in outcome.letters:
-            self._log.warning("dead_lettered", reason=reason, gateway_id=gateway_id, device_id=device_id, topic=topic,
-                        detail=detail)
+            self._log.warning("dead_lettered", reason=reason, gateway_id=gateway_id, device_id=device_id,
+                              topic=topic, detail=detail)
         sealed = [i.message.gateway_ts_us for i in items
                   if isinstance(i, Accepted) and isinstance(i.message, TelemetryBatch)]
         if sealed:

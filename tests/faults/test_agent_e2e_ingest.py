@@ -12,7 +12,7 @@ from edge_agent.adapters.inproc import QueueAdapter
 from edge_agent.service import Agent
 from tests.integration.test_agent_flow import device_lines, settings_for
 from tests.support.harness import TEST_PASSWORD
-from tests.support.poll import async_wait_until
+from tests.support.poll import async_wait_until, wait_until
 from tests.support.procs import Service
 
 N = 300  # per device, paced at 100 readings/s
@@ -136,14 +136,22 @@ async def test_baseline_with_real_ingest_counts_every_sample(broker, gateway_use
     assert total == distinct == N * len(devices), _diagnose(db)
 
 
-OUTAGE_S = 30.0  # the issue's outage: the broker is down this long while the devices keep talking
+OUTAGE_S = 30.0  # the issue's outage: the broker is down while the devices talk for this long
 LONG_N = 4_500  # per device at 100 readings/s: ~45 s of traffic, so the outage falls mid-stream
 
 
-def _stop_for(server, seconds: float) -> None:
-    server.stop()  # a clean stop: Mosquitto saves its store, but the agent's sends fail for the whole outage
-    time.sleep(seconds)  # the fault itself, not synchronisation: the broker stays down this long
+def _down_while_devices_talk(server, agent: Agent, devices: int) -> float:
+    """Stop the broker (cleanly: Mosquitto saves its store, but every send of the agent fails) until the agent
+    has read OUTAGE_S worth of device readings (the devices are paced at 100 readings/s each, never faster),
+    then start it again; return how long it was down."""
+    lines = agent.metrics.lines.labels(adapter="inproc")
+    server.stop()
+    down_at, read_before = time.monotonic(), lines._value.get()
+    # one reading more per device than 30 s hold: counting may start mid-way through a pacing step
+    wait_until(lambda: lines._value.get() - read_before >= (OUTAGE_S * 100 + 1) * devices, timeout=4 * OUTAGE_S,
+               interval=0.2, what=f"{OUTAGE_S:.0f} s of device readings while the broker is down")
     server.start()
+    return time.monotonic() - down_at
 
 
 @pytest.mark.slow
@@ -158,7 +166,7 @@ async def test_broker_down_30_s_every_seq_arrives_in_order_none_twice(make_broke
             tg.create_task(agent.run(stop))
             await async_wait_until(lambda: _at_least(stored, 200), timeout=60, what="rows arriving")
             before = await stored()
-            await asyncio.to_thread(_stop_for, server, OUTAGE_S)
+            outage_s = await asyncio.to_thread(_down_while_devices_talk, server, agent, len(devices))
             backlog = agent.outbox.sync.records
             await async_wait_until(lambda: _at_least(stored, LONG_N * len(devices)), timeout=90,
                                    what="all samples in PostgreSQL")
@@ -166,6 +174,7 @@ async def test_broker_down_30_s_every_seq_arrives_in_order_none_twice(make_broke
             stop.set()
     finally:
         ingest.stop()
+    assert outage_s >= OUTAGE_S, f"the broker was down {outage_s:.1f} s"
     assert before < LONG_N * len(devices) / 2, "the outage fell mid-stream"
     assert backlog >= 100, f"the agent kept reading devices through the outage (backlog {backlog} records)"
     for device in devices:
